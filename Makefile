@@ -1,0 +1,40 @@
+# Partita's developer entry points. Everything runs from the project's own virtualenv (.venv),
+# created and kept in step with pyproject.toml by the first target that needs it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint typecheck protos check-protos bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+## The main job on the embedded default (SQLite + local launcher) over the guide's examples.
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+## Every check CI runs: lint, types, generated-code freshness and the whole test suite.
+test: $(STAMP) lint typecheck
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+protos: $(STAMP)
+	$(PY) scripts/gen_protos.py
+
+check-protos: $(STAMP)
+	$(PY) scripts/gen_protos.py --check
+
+bench: $(STAMP)
+	$(PY) benchmarks/partitions.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .partita

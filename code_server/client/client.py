@@ -1,0 +1,247 @@
+"""``CodeServerClient``: call a code server with deadlines, retrying only what can succeed on retry."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import TypeVar
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+
+from code_server.asset_graph import AssetGraph
+from code_server.asset_key import AssetKey
+from code_server.assets import AssetNode
+from code_server.client.errors import (
+    CodeServerError,
+    CodeServerUnavailable,
+    DefinitionNotFound,
+    InvalidRequest,
+    UserCodeLoadFailed,
+    user_code_error,
+)
+from code_server.partitions.keys import PartitionKeyRange
+from code_server.wire.assets import asset_key_to_proto, asset_node_from_proto
+from code_server.wire.automation import (
+    EvaluationResult,
+    ScheduleInfo,
+    SensorInfo,
+    evaluation_from_proto,
+    schedule_from_proto,
+    sensor_from_proto,
+)
+from code_server.wire.partitions import key_range_to_proto
+from code_server.wire.timestamps import timestamp_from_proto, timestamp_to_proto
+from partita.codeserver.v1 import code_server_pb2 as pb
+from partita.codeserver.v1 import code_server_pb2_grpc
+
+_T = TypeVar("_T")
+#: Codes worth retrying: the call did not reach user code, or the server was briefly away.
+_RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    server_id: str
+    location_name: str
+    image: str
+    sdk_version: str
+    definitions_fingerprint: str
+    loaded_at: datetime
+    module_name: str | None
+    python_file: str | None
+    working_directory: str | None
+    #: Set when the module failed to load.
+    load_error: UserCodeLoadFailed | None
+
+
+@dataclass(frozen=True)
+class DefinitionsSnapshot:
+    """A location's definitions as SDK objects, ready for planning (no user code involved)."""
+
+    fingerprint: str
+    assets: tuple[AssetNode, ...]
+    sensors: tuple[SensorInfo, ...]
+    schedules: tuple[ScheduleInfo, ...]
+
+    @cached_property
+    def asset_graph(self) -> AssetGraph:
+        return AssetGraph(self.assets)
+
+
+class CodeServerClient:
+    """One code server, by address. Thread-safe; close it (or use ``with``) to free the channel."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        location_name: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 2,
+        retry_backoff: float = 0.1,
+    ) -> None:
+        self.address = address
+        self.location_name = location_name or address
+        self._timeout = timeout
+        self._retries = retries
+        self._retry_backoff = retry_backoff
+        self._channel = grpc.insecure_channel(
+            address,
+            options=[
+                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+                # Reconnect quickly after a code server restarts instead of backing off for seconds.
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 1000),
+            ],
+        )
+        self._stub = code_server_pb2_grpc.CodeServerStub(self._channel)
+
+    def __enter__(self) -> CodeServerClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def server_info(self, timeout: float | None = None) -> ServerInfo:
+        response = self._call(
+            lambda t: self._stub.GetServerInfo(pb.GetServerInfoRequest(), timeout=t), timeout
+        )
+        return self._server_info(response.server_info)
+
+    def reload(self, timeout: float | None = None) -> ServerInfo:
+        response = self._call(lambda t: self._stub.Reload(pb.ReloadRequest(), timeout=t), timeout)
+        return self._server_info(response.server_info)
+
+    def list_definitions(self, timeout: float | None = None) -> DefinitionsSnapshot:
+        """Every asset, sensor and schedule, gathered from the server's stream of chunks."""
+        chunks = self._call(
+            lambda t: list(self._stub.ListDefinitions(pb.ListDefinitionsRequest(), timeout=t)), timeout
+        )
+        if chunks and chunks[0].HasField("load_error"):
+            raise UserCodeLoadFailed(chunks[0].load_error, location=self.location_name)
+        return DefinitionsSnapshot(
+            fingerprint=chunks[0].definitions_fingerprint if chunks else "",
+            assets=tuple(asset_node_from_proto(node) for chunk in chunks for node in chunk.assets),
+            sensors=tuple(sensor_from_proto(s) for chunk in chunks for s in chunk.sensors),
+            schedules=tuple(schedule_from_proto(s) for chunk in chunks for s in chunk.schedules),
+        )
+
+    def partition_keys(
+        self,
+        asset_key: AssetKey,
+        *,
+        partition_range: PartitionKeyRange | None = None,
+        as_of: datetime | None = None,
+        timeout: float | None = None,
+    ) -> list[str]:
+        request = pb.GetPartitionKeysRequest(asset_key=asset_key_to_proto(asset_key))
+        if partition_range is not None:
+            request.range.CopyFrom(key_range_to_proto(partition_range))
+        if as_of is not None:
+            request.as_of.CopyFrom(timestamp_to_proto(as_of))
+        chunks = self._call(lambda t: list(self._stub.GetPartitionKeys(request, timeout=t)), timeout)
+        if chunks and chunks[0].HasField("load_error"):
+            raise UserCodeLoadFailed(chunks[0].load_error, location=self.location_name)
+        return [key for chunk in chunks for key in chunk.partition_keys]
+
+    def evaluate_sensor(
+        self,
+        name: str,
+        *,
+        cursor: str | None = None,
+        last_tick_completion_time: datetime | None = None,
+        timeout: float | None = None,
+    ) -> EvaluationResult:
+        """The sensor's requests; raises :class:`UserCodeError` if it raised or ran past ``timeout``."""
+        request = pb.EvaluateSensorRequest(sensor_name=name)
+        if cursor is not None:
+            request.cursor = cursor
+        if last_tick_completion_time is not None:
+            request.last_tick_completion_time.CopyFrom(timestamp_to_proto(last_tick_completion_time))
+        user_timeout = timeout or self._timeout
+        request.timeout.CopyFrom(_duration(user_timeout))
+        # The transport deadline leaves room for the server to report the timeout itself.
+        response = self._call(
+            lambda t: self._stub.EvaluateSensor(request, timeout=t), user_timeout + 5, retry=False
+        )
+        if response.WhichOneof("result") == "error":
+            raise user_code_error(response.error, self.location_name)
+        return evaluation_from_proto(response.ok)
+
+    def evaluate_schedule(
+        self, name: str, scheduled_execution_time: datetime, *, timeout: float | None = None
+    ) -> EvaluationResult:
+        request = pb.EvaluateScheduleRequest(
+            schedule_name=name, scheduled_execution_time=timestamp_to_proto(scheduled_execution_time)
+        )
+        user_timeout = timeout or self._timeout
+        request.timeout.CopyFrom(_duration(user_timeout))
+        response = self._call(
+            lambda t: self._stub.EvaluateSchedule(request, timeout=t), user_timeout + 5, retry=False
+        )
+        if response.WhichOneof("result") == "error":
+            raise user_code_error(response.error, self.location_name)
+        return evaluation_from_proto(response.ok)
+
+    def _server_info(self, info: pb.ServerInfo) -> ServerInfo:
+        target = info.load_target
+        return ServerInfo(
+            server_id=info.server_id,
+            location_name=info.location_name,
+            image=info.image,
+            sdk_version=info.sdk_version,
+            definitions_fingerprint=info.definitions_fingerprint,
+            loaded_at=timestamp_from_proto(info.loaded_at),
+            module_name=target.module_name or None,
+            python_file=target.python_file or None,
+            working_directory=target.working_directory or None,
+            load_error=(
+                UserCodeLoadFailed(info.load_error, location=self.location_name)
+                if info.HasField("load_error")
+                else None
+            ),
+        )
+
+    def _call(self, invoke: Callable[[float], _T], timeout: float | None, *, retry: bool = True) -> _T:
+        """Invoke with a deadline; retry UNAVAILABLE/DEADLINE_EXCEEDED with backoff; translate the rest."""
+        attempts = 1 + (self._retries if retry else 0)
+        for attempt in range(attempts):
+            try:
+                return invoke(timeout or self._timeout)
+            except grpc.RpcError as error:
+                code = error.code()
+                if code in _RETRYABLE and attempt + 1 < attempts:
+                    time.sleep(self._retry_backoff * (2**attempt))
+                    continue
+                raise self._translate(error) from error
+        raise AssertionError("unreachable")
+
+    def _translate(self, error: grpc.RpcError) -> CodeServerError:
+        code: grpc.StatusCode = error.code()
+        details: str = error.details() or code.name
+        where = f"code location {self.location_name!r} at {self.address}"
+        if code in _RETRYABLE:
+            return CodeServerUnavailable(
+                f"Code server for {where} is unavailable ({code.name}: {details}); check that it is running.",
+                status=code,
+                location=self.location_name,
+            )
+        if code == grpc.StatusCode.NOT_FOUND:
+            return DefinitionNotFound(f"{where}: {details}", status=code, location=self.location_name)
+        if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
+            return InvalidRequest(f"{where}: {details}", status=code, location=self.location_name)
+        return CodeServerError(f"{where}: {code.name}: {details}", status=code, location=self.location_name)
+
+
+def _duration(seconds: float) -> Duration:
+    duration = Duration()
+    duration.FromTimedelta(timedelta(seconds=seconds))
+    return duration

@@ -1,0 +1,330 @@
+"""Numbering the instants at which a cron schedule fires in a time zone, by arithmetic.
+
+The zone's timeline is cut at its UTC-offset transitions into *segments* of constant offset.
+Inside a segment, wall time = instant + offset, so the ticks in it are a contiguous run of the
+schedule's wall-time grid (``_cron_grid``) and everything (tick number <-> instant <-> wall time) is
+integer arithmetic plus one bisect over the segments. Only the segment edges need care, with
+Dagster's rules for daylight saving time:
+
+* schedules whose hour field is ``*`` fire at every instant whose wall time matches: none in a
+  skipped (spring-forward) hour, both instants of a repeated (fall-back) wall time;
+* other schedules fire once per matching wall time: a skipped wall time fires at the end of the
+  gap (the transition instant, e.g. 03:00 for 02:30), a repeated one at its second instant.
+
+Tick numbers are partition indices: tick 0 is the first at or after the anchor (the definition's
+start). The covered span grows geometrically on demand; numbers never change when it grows.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_right
+from datetime import datetime
+from typing import NamedTuple
+
+from code_server.partitions._cron_grid import SECONDS_PER_DAY, PeriodicGrid, WallGrid
+from code_server.partitions._key_format import KeyFormat, offset_suffix
+from code_server.partitions._zone_offsets import MAX_INSTANT, MIN_INSTANT, ZoneOffsets
+
+#: Lookups stay this far inside the covered span, so that segment edges seen near a lookup are real
+#: transitions (offsets and fall-back overlaps never exceed a day).
+_MARGIN = 2 * SECONDS_PER_DAY
+_NEVER = -(1 << 62)
+
+
+class OutOfRangeError(ValueError):
+    """A tick or time is outside the years 1-9999 that datetimes can represent."""
+
+
+class Tick(NamedTuple):
+    """One firing of the schedule: its instant, local wall time, UTC offset, and whether its wall
+    time is the second of two equal ones (a fall-back repeat, ``fold=1``)."""
+
+    instant: int
+    wall: int
+    offset: int
+    repeated: bool
+
+
+class _Segment:
+    """Instants ``[start, stop)`` at constant ``offset`` and the ticks that fall in them."""
+
+    __slots__ = ("count", "first_number", "first_regular", "gap_tick", "offset", "repeated_until", "start", "stop")
+
+    def __init__(
+        self, start: int, stop: int, offset: int, gap_tick: bool, first_regular: int, count: int, repeated_until: int
+    ) -> None:
+        self.start = start
+        self.stop = stop
+        self.offset = offset
+        #: The segment begins with a tick at ``start`` standing for wall times skipped just before it.
+        self.gap_tick = gap_tick
+        #: Grid number of the first tick that is its own wall time.
+        self.first_regular = first_regular
+        self.count = count
+        self.first_number = 0
+        #: Wall times below this are the second instance of a repeated wall time.
+        self.repeated_until = repeated_until
+
+
+class _Coverage:
+    """The segments covering the instants ``[low, high)``; replaced whole when the span grows, so
+    that readers in other threads always see one consistent state."""
+
+    __slots__ = ("high", "low", "numbers", "segments", "starts", "wall_starts")
+
+    def __init__(self, low: int, high: int, segments: list[_Segment]) -> None:
+        self.low = low
+        self.high = high
+        self.segments = segments
+        self.starts = [segment.start for segment in segments]
+        self.numbers = [segment.first_number for segment in segments]
+        self.wall_starts = [segment.start + segment.offset for segment in segments]
+
+    def covers(self, low: int, high: int) -> bool:
+        return self.low + _MARGIN <= low and high < self.high - _MARGIN
+
+
+class TickTimeline:
+    """The ticks of a cron grid in a time zone, numbered from the first at or after ``anchor``."""
+
+    def __init__(self, grid: WallGrid, zone: ZoneOffsets, every_hour: bool, anchor: int) -> None:
+        self.grid = grid
+        self.zone = zone
+        self.every_hour = every_hour
+        self.anchor = anchor
+        self._lock = threading.Lock()
+        self._coverage = self._build(anchor - 2 * _MARGIN, anchor + 2 * _MARGIN)
+
+    # -- coverage -------------------------------------------------------------------------------
+
+    def _ensure(self, low: int, high: int) -> _Coverage:
+        """Cover the instants ``[low, high]`` with a margin, growing the span at least twofold."""
+        with self._lock:
+            coverage = self._coverage
+            if coverage.covers(low, high):
+                return coverage
+            width = coverage.high - coverage.low
+            new_low, new_high = coverage.low, coverage.high
+            if low - _MARGIN < coverage.low:
+                new_low = min(low - _MARGIN, coverage.low - width)
+            if high + _MARGIN >= coverage.high:
+                new_high = max(high + _MARGIN + 1, coverage.high + width)
+            new_low, new_high = max(new_low, MIN_INSTANT), min(new_high, MAX_INSTANT)
+            if low - _MARGIN < new_low or high + _MARGIN >= new_high:
+                raise OutOfRangeError("the time is outside the years 1-9999")
+            self._coverage = coverage = self._build(new_low, new_high)
+            return coverage
+
+    def _build(self, low: int, high: int) -> _Coverage:
+        low, high = max(low, MIN_INSTANT), min(high, MAX_INSTANT)
+        zone, grid = self.zone, self.grid
+        transitions = [t for t in zone.transitions(low, high) if t.instant > low]
+        starts = [low] + [t.instant for t in transitions]
+        offsets = [zone.offset_at(low)] + [t.after for t in transitions]
+        previous = [zone.offset_at(low - 1)] + [t.before for t in transitions]
+        following = offsets[1:] + [zone.offset_at(high)]
+        stops = starts[1:] + [high]
+        segments: list[_Segment] = []
+        number = 0
+        for start, stop, offset, before, after in zip(starts, stops, offsets, previous, following, strict=True):
+            first_wall = start + offset
+            repeated_until = start + before if before > offset else _NEVER
+            if self.every_hour:
+                first_regular = grid.index_at_or_after(first_wall)
+                stop_regular = grid.index_at_or_after(stop + offset)
+                gap_tick = False
+            else:
+                # Wall times skipped by a spring-forward fire at ``start``; repeated ones in the later
+                # segment, so this one ends where the next one's wall times begin.
+                first_any = grid.index_at_or_after(start + min(before, offset))
+                first_regular = grid.index_at_or_after(first_wall)
+                stop_regular = grid.index_at_or_after(stop + min(offset, after))
+                gap_tick = first_any < first_regular
+                if gap_tick and first_regular < stop_regular and grid.wall_at(first_regular) == first_wall:
+                    first_regular += 1  # the wall time at the gap's end is the same instant
+            stop_regular = max(stop_regular, first_regular)
+            segment = _Segment(
+                start, stop, offset, gap_tick, first_regular, gap_tick + stop_regular - first_regular, repeated_until
+            )
+            segment.first_number = number
+            number += segment.count
+            segments.append(segment)
+        coverage = _Coverage(low, high, segments)
+        anchor_number = self._first_in(coverage, self.anchor)
+        for segment in segments:
+            segment.first_number -= anchor_number
+        return _Coverage(low, high, segments)
+
+    # -- instants -> numbers ---------------------------------------------------------------------
+
+    def first_at_or_after(self, instant: int) -> int:
+        """The number of the first tick at or after ``instant``."""
+        coverage = self._coverage
+        if not coverage.covers(instant, instant):
+            coverage = self._ensure(instant, instant)
+        return self._first_in(coverage, instant)
+
+    def _first_in(self, coverage: _Coverage, instant: int) -> int:
+        segment = coverage.segments[bisect_right(coverage.starts, instant) - 1]
+        if segment.gap_tick and instant <= segment.start:
+            return segment.first_number
+        index = self.grid.index_at_or_after(instant + segment.offset)
+        position = max(index - segment.first_regular, 0) + segment.gap_tick
+        return segment.first_number + min(position, segment.count)
+
+    def last_at_or_before(self, instant: int) -> int:
+        """The number of the last tick at or before ``instant``: the window containing it."""
+        return self.first_at_or_after(instant + 1) - 1
+
+    def instant_for_wall(self, wall: int, fold: int = 0) -> int:
+        """The instant at which the zone's clocks show ``wall``.
+
+        A repeated wall time gives its first instant (its second with ``fold=1``); a skipped one
+        gives the end of the gap, as the schedules do.
+        """
+        coverage = self._coverage
+        if not coverage.covers(wall - SECONDS_PER_DAY, wall + SECONDS_PER_DAY):
+            coverage = self._ensure(wall - SECONDS_PER_DAY, wall + SECONDS_PER_DAY)
+        position = bisect_right(coverage.wall_starts, wall) - 1
+        segment = coverage.segments[position]
+        if position > 0:
+            previous = coverage.segments[position - 1]
+            if wall < previous.stop + previous.offset and (fold == 0 or wall >= segment.stop + segment.offset):
+                return wall - previous.offset
+        if wall < segment.stop + segment.offset:
+            return wall - segment.offset
+        return segment.stop
+
+    # -- numbers -> ticks ------------------------------------------------------------------------
+
+    def _segment_for(self, number: int) -> _Segment:
+        coverage = self._coverage
+        while True:
+            position = bisect_right(coverage.numbers, number) - 1
+            if position >= 0:
+                segment = coverage.segments[position]
+                if number < segment.first_number + segment.count:
+                    instant = self._instant_in(segment, number)
+                    if coverage.covers(instant, instant):
+                        return segment
+                    coverage = self._ensure(instant, instant)
+                    continue
+            # Not covered yet: grow towards it (at least doubling), then look again.
+            if position < 0:
+                coverage = self._ensure(coverage.low - 1, coverage.low)
+            else:
+                coverage = self._ensure(coverage.high - 1, coverage.high)
+
+    def _instant_in(self, segment: _Segment, number: int) -> int:
+        position = number - segment.first_number
+        if segment.gap_tick:
+            if position == 0:
+                return segment.start
+            position -= 1
+        return self.grid.wall_at(segment.first_regular + position) - segment.offset
+
+    def tick(self, number: int) -> Tick:
+        """Tick number ``number``."""
+        segment = self._segment_for(number)
+        position = number - segment.first_number
+        if segment.gap_tick:
+            if position == 0:
+                return Tick(segment.start, segment.start + segment.offset, segment.offset, False)
+            position -= 1
+        wall = self.grid.wall_at(segment.first_regular + position)
+        return Tick(wall - segment.offset, wall, segment.offset, wall < segment.repeated_until)
+
+    def instant(self, number: int) -> int:
+        """The instant of tick number ``number``."""
+        return self._instant_in(self._segment_for(number), number)
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    def key(self, number: int, key_format: KeyFormat) -> str:
+        """The partition key of tick ``number``."""
+        return self.key_of(self.tick(number), key_format)
+
+    def key_of(self, tick: Tick, key_format: KeyFormat) -> str:
+        if key_format.uses_offset:
+            return datetime.fromtimestamp(tick.instant, self.zone.tzinfo).strftime(key_format.fmt)
+        key = key_format.format_wall(tick.wall)
+        if tick.repeated and self.every_hour:
+            key += offset_suffix(tick.offset)
+        return key
+
+    def keys(self, first: int, stop: int, key_format: KeyFormat) -> list[str]:
+        """The keys of ticks ``first`` to ``stop - 1``, formatted in bulk segment by segment."""
+        if stop <= first:
+            return []
+        self._segment_for(first)
+        self._segment_for(stop - 1)
+        coverage = self._coverage
+        keys: list[str] = []
+        for segment in coverage.segments[bisect_right(coverage.numbers, first) - 1 :]:
+            if segment.first_number >= stop:
+                break
+            low = max(first - segment.first_number, 0)
+            high = min(stop - segment.first_number, segment.count)
+            if low >= high:
+                continue
+            if key_format.uses_offset:
+                keys.extend(self.key(segment.first_number + i, key_format) for i in range(low, high))
+                continue
+            if segment.gap_tick:
+                if low == 0:
+                    keys.append(self.key(segment.first_number, key_format))
+                    low = 1
+                low, high = low - 1, high - 1
+            if low >= high:
+                continue
+            begin = len(keys)
+            keys.extend(self._grid_keys(segment.first_regular + low, segment.first_regular + high, key_format))
+            if self.every_hour and segment.repeated_until != _NEVER:
+                suffix = offset_suffix(segment.offset)
+                wall_at = self.grid.wall_at
+                for i in range(high - low):
+                    if wall_at(segment.first_regular + low + i) >= segment.repeated_until:
+                        break
+                    keys[begin + i] += suffix
+        return keys
+
+    def _grid_keys(self, first: int, stop: int, key_format: KeyFormat) -> list[str]:
+        """Keys of the grid wall times ``first`` to ``stop - 1`` (no suffixes)."""
+        grid = self.grid
+        if not key_format.splits:
+            return [key_format.format_wall(wall) for wall in grid.walls(first, stop)]
+        times = grid.times_of_day() if isinstance(grid, PeriodicGrid) else None
+        if times is None:
+            day_parts: dict[int, str] = {}
+            keys = []
+            for wall in grid.walls(first, stop):
+                day, time_of_day = divmod(wall, SECONDS_PER_DAY)
+                day_part = day_parts.get(day)
+                if day_part is None:
+                    day_part = day_parts[day] = key_format.day_part(day)
+                time_part = key_format.time_part(time_of_day)
+                keys.append(day_part + time_part if key_format.date_first else time_part + day_part)
+            return keys
+        per_day = len(times)
+        time_parts = [key_format.time_part(time_of_day) for time_of_day in times]
+        first_day, first_position = divmod(first, per_day)
+        last_day, stop_position = divmod(stop, per_day)
+        day_parts_list = key_format.day_parts(first_day, last_day + 1)
+        if per_day == 1:
+            only = time_parts[0]
+            if not only:
+                return day_parts_list[: stop - first]
+            if key_format.date_first:
+                return [day_part + only for day_part in day_parts_list[: stop - first]]
+            return [only + day_part for day_part in day_parts_list[: stop - first]]
+        keys = []
+        date_first = key_format.date_first
+        for offset, day_part in enumerate(day_parts_list):
+            low = first_position if offset == 0 else 0
+            high = stop_position if offset == last_day - first_day else per_day
+            if date_first:
+                keys.extend([day_part + time_part for time_part in time_parts[low:high]])
+            else:
+                keys.extend([time_part + day_part for time_part in time_parts[low:high]])
+        return keys

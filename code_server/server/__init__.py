@@ -1,0 +1,1 @@
+"""The user-code server: loads a user's module and serves its definitions over gRPC."""

@@ -1,0 +1,1 @@
+"""Backfills: resolving what to materialize, planning runs, and reacting to their outcomes."""

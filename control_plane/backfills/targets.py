@@ -1,0 +1,188 @@
+"""Resolve a backfill request into the (asset, partition) pairs it covers, as of launch time."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from code_server.asset_graph import AssetGraph
+from code_server.asset_key import AssetKey
+from code_server.errors import PartitaError
+from code_server.partitions.base import PartitionsDefinition
+from code_server.partitions.keys import PartitionKeyRange
+from code_server.wire.automation import BackfillRequestSpec
+from control_plane.errors import InvalidBackfillRequest
+
+#: The partition key stored for an unpartitioned asset.
+UNPARTITIONED = ""
+_MAX_NAMED = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedTarget:
+    """Every asset of the backfill (parents first) with its partition keys and their positions."""
+
+    asset_keys: tuple[AssetKey, ...]
+    #: For each asset: (partition key, index in its definition), in definition order.
+    partitions: Mapping[AssetKey, Sequence[tuple[str, int]]]
+
+    @property
+    def partition_count(self) -> int:
+        return sum(len(keys) for keys in self.partitions.values())
+
+
+def resolve_target(graph: AssetGraph, spec: BackfillRequestSpec, current_time: datetime) -> ResolvedTarget:
+    """Validate ``spec`` against the graph and expand it; raise :class:`InvalidBackfillRequest` naming the problem."""
+    if not spec.asset_keys:
+        raise InvalidBackfillRequest("The backfill selects no assets; pass at least one asset key.")
+    unknown = sorted({key for key in spec.asset_keys if key not in graph})
+    if unknown:
+        names = ", ".join(repr(key.to_user_string()) for key in unknown[:_MAX_NAMED])
+        raise InvalidBackfillRequest(f"Unknown asset(s) {names} in this code location; check the asset keys.")
+    external = sorted(key for key in spec.asset_keys if graph.node(key).is_external)
+    if external:
+        names = ", ".join(repr(key.to_user_string()) for key in external)
+        raise InvalidBackfillRequest(
+            f"Asset(s) {names} are external (defined in no code) and cannot be backfilled."
+        )
+    order = tuple(graph.toposort(spec.asset_keys))
+    try:
+        if spec.partitions_by_asset is not None:
+            keys_by_asset = _keys_per_asset(graph, order, spec.partitions_by_asset)
+        else:
+            keys_by_asset = _keys_from_roots(graph, order, spec, current_time)
+        partitions = {
+            key: _with_positions(graph.node(key).partitions_def, keys, current_time, key)
+            for key, keys in keys_by_asset.items()
+        }
+    except PartitaError as error:
+        raise InvalidBackfillRequest(str(error)) from error
+    kept = tuple(key for key in order if partitions.get(key))
+    return ResolvedTarget(asset_keys=kept, partitions={key: partitions[key] for key in kept})
+
+
+def _keys_per_asset(
+    graph: AssetGraph, order: Sequence[AssetKey], partitions_by_asset: Mapping[AssetKey, Sequence[str]]
+) -> dict[AssetKey, Sequence[str]]:
+    missing = [key for key in order if key not in partitions_by_asset]
+    if missing:
+        raise InvalidBackfillRequest(
+            f"partitions_by_asset names no partitions for {', '.join(k.to_user_string() for k in missing)}."
+        )
+    result: dict[AssetKey, Sequence[str]] = {}
+    for key in order:
+        definition = graph.node(key).partitions_def
+        keys = list(dict.fromkeys(partitions_by_asset[key]))
+        if definition is None:
+            if keys and keys != [UNPARTITIONED]:
+                raise InvalidBackfillRequest(
+                    f"Asset {key.to_user_string()!r} is not partitioned, but partitions {keys[:_MAX_NAMED]} were given."
+                )
+            keys = [UNPARTITIONED]
+        result[key] = keys
+    return result
+
+
+def _keys_from_roots(
+    graph: AssetGraph, order: Sequence[AssetKey], spec: BackfillRequestSpec, current_time: datetime
+) -> dict[AssetKey, Sequence[str]]:
+    roots = graph.roots(order)
+    partitioned_roots = [root for root in roots if graph.node(root).partitions_def is not None]
+    definitions = {graph.node(root).partitions_def for root in partitioned_roots}
+    if len(definitions) > 1:
+        described = "; ".join(
+            f"{root.to_user_string()}: {graph.node(root).partitions_def!r}" for root in partitioned_roots
+        )
+        raise InvalidBackfillRequest(
+            "The most upstream assets of the selection must share one partitions definition, but they differ "
+            f"({described}). Backfill them separately, or give partitions per asset."
+        )
+    root_keys: Sequence[str] = []
+    if definitions:
+        root_keys = _root_keys(next(iter(definitions)), spec, current_time)  # type: ignore[arg-type]
+    elif spec.partition_keys or spec.partition_ranges:
+        raise InvalidBackfillRequest(
+            "The selected assets are not partitioned; omit partition keys and ranges."
+        )
+    selected = set(order)
+    keys_by_asset: dict[AssetKey, Sequence[str]] = {}
+    for key in order:
+        node = graph.node(key)
+        parents = [parent for parent in node.parent_keys if parent in selected]
+        if not parents:
+            keys_by_asset[key] = root_keys if node.partitions_def is not None else [UNPARTITIONED]
+            continue
+        if node.partitions_def is None:
+            keys_by_asset[key] = [UNPARTITIONED]
+            continue
+        mapped: set[str] = set()
+        for parent in parents:
+            parent_keys = [k for k in keys_by_asset[parent] if k != UNPARTITIONED]
+            parent_def = graph.node(parent).partitions_def
+            if parent_def is None:
+                mapped.update(node.partitions_def.get_partition_keys(current_time))
+                continue
+            mapping = graph.partition_mapping(key, parent)
+            mapped.update(
+                mapping.get_downstream_partitions_for_partitions(
+                    parent_keys, parent_def, node.partitions_def, current_time
+                )
+            )
+        keys_by_asset[key] = sorted(mapped)  # re-ordered by position below
+    return keys_by_asset
+
+
+def _root_keys(
+    definition: PartitionsDefinition, spec: BackfillRequestSpec, current_time: datetime
+) -> Sequence[str]:
+    if spec.all_partitions:
+        return definition.get_partition_keys(current_time)
+    if spec.partition_ranges:
+        keys: list[str] = []
+        for key_range in spec.partition_ranges:
+            keys.extend(definition.get_partition_keys_in_range(key_range))
+        return list(dict.fromkeys(keys))
+    if spec.partition_keys:
+        return list(dict.fromkeys(spec.partition_keys))
+    raise InvalidBackfillRequest(
+        "Name the partitions to backfill: keys, ranges, all partitions, or partitions per asset."
+    )
+
+
+def _with_positions(
+    definition: PartitionsDefinition | None, keys: Sequence[str], current_time: datetime, asset_key: AssetKey
+) -> list[tuple[str, int]]:
+    """Each key with its index in the definition; keys outside the definition are an error naming them."""
+    if definition is None:
+        return [(UNPARTITIONED, 0)]
+    index_of = getattr(definition, "partition_key_index", None)
+    positioned: list[tuple[str, int]] = []
+    invalid: list[str] = []
+    if index_of is not None:
+        for key in keys:
+            try:
+                positioned.append((key, index_of(key)))
+            except PartitaError:
+                invalid.append(key)
+        last = definition.get_last_partition_key(current_time)
+        last_index = index_of(last) if last is not None else -1
+        invalid += [key for key, position in positioned if position < 0 or position > last_index]
+        positioned = [(key, position) for key, position in positioned if 0 <= position <= last_index]
+    else:
+        positions = {key: index for index, key in enumerate(definition.get_partition_keys(current_time))}
+        invalid = [key for key in keys if key not in positions]
+        positioned = [(key, positions[key]) for key in keys if key in positions]
+    if invalid:
+        shown = ", ".join(repr(key) for key in invalid[:_MAX_NAMED])
+        more = f" and {len(invalid) - _MAX_NAMED} more" if len(invalid) > _MAX_NAMED else ""
+        raise InvalidBackfillRequest(
+            f"Partition key(s) {shown}{more} are not partitions of asset {asset_key.to_user_string()!r} "
+            f"({definition!r})."
+        )
+    positioned.sort(key=lambda pair: pair[1])
+    return positioned
+
+
+def describe_range(key_range: PartitionKeyRange | None) -> str:
+    return "(unpartitioned)" if key_range is None else str(key_range)

@@ -1,0 +1,37 @@
+"""Errors of the control plane.
+
+Hierarchy::
+
+    ControlPlaneError                 (root; carries nothing but a message that says what to do)
+    ├── InvalidBackfillRequest        the request names unknown assets, keys outside a definition,
+    │                                 or roots with different partitions  -> INVALID_ARGUMENT
+    ├── BackfillNotFound / RunNotFound                                    -> NOT_FOUND
+    ├── InvalidStateTransition        e.g. resume a backfill that is not paused -> FAILED_PRECONDITION
+    └── LocationUnavailable           a code location cannot be reached   -> UNAVAILABLE
+"""
+
+from __future__ import annotations
+
+
+class ControlPlaneError(Exception):
+    """Root of the control plane's own errors."""
+
+
+class InvalidBackfillRequest(ControlPlaneError):
+    """The backfill request cannot be honoured as given; nothing was written."""
+
+
+class BackfillNotFound(ControlPlaneError):
+    pass
+
+
+class RunNotFound(ControlPlaneError):
+    pass
+
+
+class InvalidStateTransition(ControlPlaneError):
+    pass
+
+
+class LocationUnavailable(ControlPlaneError):
+    """A code location's server cannot be reached or has no loaded definitions."""

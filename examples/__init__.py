@@ -1,0 +1,1 @@
+"""The backfill guide's examples, ported from Dagster by changing the import only."""

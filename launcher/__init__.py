@@ -1,0 +1,1 @@
+"""Run launchers: start each run with its partition range (local process or Kubernetes Job)."""

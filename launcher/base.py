@@ -1,0 +1,98 @@
+"""The seam between the control plane and whatever runs a run: a process, a Kubernetes Job."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from code_server.asset_key import AssetKey
+from code_server.partitions.keys import PartitionKeyRange
+
+
+@dataclass(frozen=True, slots=True)
+class CodeLocationTarget:
+    """How to load a location's code where the run executes."""
+
+    name: str
+    module_name: str | None = None
+    python_file: str | None = None
+    working_directory: str | None = None
+    #: The user-code image (Kubernetes); ignored by the local launcher.
+    image: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRequest:
+    """Everything a launcher needs to start one run; nothing else is read from storage."""
+
+    run_id: str
+    location: CodeLocationTarget
+    asset_keys: tuple[AssetKey, ...]
+    partition_range: PartitionKeyRange | None
+    #: HOST:PORT the run worker reports to.
+    control_plane_address: str
+    backfill_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def execute_run_arguments(self) -> list[str]:
+        """The ``partita execute-run`` arguments for this run (the same for every launcher)."""
+        arguments = ["execute-run", "--run-id", self.run_id]
+        if self.location.module_name:
+            arguments += ["-m", self.location.module_name]
+        elif self.location.python_file:
+            arguments += ["-f", self.location.python_file]
+        if self.location.working_directory:
+            arguments += ["--working-directory", self.location.working_directory]
+        arguments += ["--assets", ",".join(key.to_user_string() for key in self.asset_keys)]
+        if self.partition_range is not None:
+            if self.partition_range.start == self.partition_range.end:
+                arguments += ["--partition-key", self.partition_range.start]
+            else:
+                arguments += ["--partition-range", str(self.partition_range)]
+        arguments += ["--control-plane", self.control_plane_address]
+        return arguments
+
+
+class RunState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    #: The launcher has no trace of the run (process gone, Job deleted by hand).
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class RunHealth:
+    """What the launcher knows about a run, with the reason a user needs when it went wrong."""
+
+    state: RunState
+    reason: str | None = None
+
+
+class LauncherError(Exception):
+    """A launcher could not start or stop a run; the message says why."""
+
+
+class RunLauncher(ABC):
+    """Starts runs, stops them, and tells how they are doing."""
+
+    #: Short name stored on each run ("local", "k8s").
+    kind: str
+
+    @abstractmethod
+    def launch(self, request: LaunchRequest) -> str:
+        """Start the run; return a handle (pid, Job name) that ``terminate`` and ``check`` take."""
+
+    @abstractmethod
+    def terminate(self, run_id: str, handle: str) -> bool:
+        """Stop the run now; False if it had already finished or does not exist."""
+
+    @abstractmethod
+    def check(self, run_id: str, handle: str) -> RunHealth:
+        """Report the run's health as the launcher sees it."""
+
+    def close(self) -> None:  # noqa: B027  (optional hook: most launchers hold nothing)
+        """Release resources; running runs are left alone."""

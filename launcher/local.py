@@ -1,0 +1,136 @@
+"""The embedded default's launcher: one ``partita execute-run`` subprocess per run."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping
+
+from launcher.base import LauncherError, LaunchRequest, RunHealth, RunLauncher, RunState
+
+#: Called with (run_id, line) for each line the run prints; the control plane stores them as logs.
+OutputHandler = Callable[[str, str], None]
+
+_TERMINATE_GRACE_SECONDS = 5.0
+
+
+class LocalProcessLauncher(RunLauncher):
+    """Runs each run as a child process in its own session, so terminate stops its children too."""
+
+    kind = "local"
+
+    def __init__(
+        self,
+        on_output: OutputHandler | None = None,
+        *,
+        python: str = sys.executable,
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
+        self._on_output = on_output
+        self._python = python
+        self._environment = dict(environment or {})
+        self._processes: dict[str, subprocess.Popen[str]] = {}
+        self._lock = threading.Lock()
+
+    def launch(self, request: LaunchRequest) -> str:
+        command = [self._python, "-m", "partita.cli", *request.execute_run_arguments()]
+        env = {**os.environ, **self._environment, "PYTHONUNBUFFERED": "1"}
+        try:
+            process = subprocess.Popen(
+                command,
+                cwd=request.location.working_directory or None,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+        except OSError as error:
+            raise LauncherError(f"Could not start run {request.run_id}: {error}") from error
+        with self._lock:
+            self._processes[request.run_id] = process
+        threading.Thread(
+            target=self._pump_output,
+            args=(request.run_id, process),
+            name=f"run-output-{request.run_id}",
+            daemon=True,
+        ).start()
+        return str(process.pid)
+
+    def terminate(self, run_id: str, handle: str) -> bool:
+        process = self._processes.get(run_id)
+        if process is None:
+            return _signal_orphan(int(handle), signal.SIGTERM)
+        if process.poll() is not None:
+            return False
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=_TERMINATE_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            _signal_group(process.pid, signal.SIGKILL)
+            process.wait()
+        return True
+
+    def check(self, run_id: str, handle: str) -> RunHealth:
+        process = self._processes.get(run_id)
+        if process is None:
+            # Launched before this control plane started: all we can know is whether it lives.
+            if _process_exists(int(handle)):
+                return RunHealth(RunState.RUNNING)
+            return RunHealth(
+                RunState.NOT_FOUND,
+                f"Run process {handle} is gone: it ended or was killed while the control plane was not watching.",
+            )
+        code = process.poll()
+        if code is None:
+            return RunHealth(RunState.RUNNING)
+        if code == 0:
+            return RunHealth(RunState.SUCCEEDED)
+        if code < 0:
+            name = signal.Signals(-code).name
+            return RunHealth(RunState.FAILED, f"Run process {process.pid} was killed by {name}.")
+        return RunHealth(RunState.FAILED, f"Run process {process.pid} exited with code {code}.")
+
+    def forget(self, run_id: str) -> None:
+        """Drop a finished run's process record."""
+        with self._lock:
+            self._processes.pop(run_id, None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._processes.clear()
+
+    def _pump_output(self, run_id: str, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if self._on_output is not None:
+                self._on_output(run_id, line.rstrip("\n"))
+        process.stdout.close()
+        process.wait()
+
+
+def _signal_group(pid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signum)
+
+
+def _signal_orphan(pid: int, signum: signal.Signals) -> bool:
+    if not _process_exists(pid):
+        return False
+    _signal_group(pid, signum)
+    return True
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

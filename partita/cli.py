@@ -1,0 +1,28 @@
+"""The ``partita`` command: one entry point whose subcommands live beside the code they drive."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="partita", description="Partitioned data and backfills.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from code_server.run_worker import cli as run_worker_cli
+    from code_server.server import cli as code_server_cli
+
+    code_server_cli.add_parser(subparsers)
+    run_worker_cli.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Generated from protos/partita/common by scripts/gen_protos.py; do not edit."""
