@@ -7,6 +7,7 @@ Hierarchy::
     │                                 or roots with different partitions  -> INVALID_ARGUMENT
     ├── BackfillNotFound / RunNotFound                                    -> NOT_FOUND
     ├── InvalidStateTransition        e.g. resume a backfill that is not paused -> FAILED_PRECONDITION
+    ├── UnknownLocation               no code location by that name       -> NOT_FOUND
     └── LocationUnavailable           a code location cannot be reached   -> UNAVAILABLE
 """
 
@@ -35,3 +36,7 @@ class InvalidStateTransition(ControlPlaneError):
 
 class LocationUnavailable(ControlPlaneError):
     """A code location's server cannot be reached or has no loaded definitions."""
+
+
+class UnknownLocation(ControlPlaneError):
+    """No code location is configured under that name."""

@@ -12,6 +12,7 @@ else (``L``, ``#``, days 29-31, a day of month *and* a day of week) walks with c
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from bisect import bisect_left
 from datetime import date, datetime, timedelta
@@ -116,12 +117,15 @@ class MonthGrid(WallGrid):
 class CroniterGrid(WallGrid):
     """Any cron schedule, walked with croniter and remembered; wall time 0 is the first at/after ``anchor``."""
 
-    _BATCH = 256
+    #: croniter costs about 0.1 ms a step, so walk in batches that start small and double.
+    _FIRST_BATCH = 8
+    _MAX_BATCH = 1024
 
     def __init__(self, cron_schedule: str, anchor: int) -> None:
         self.cron_schedule = cron_schedule
         self._after: list[int] = []  # wall times numbered 0, 1, 2, ...
         self._before: list[int] = []  # wall times numbered -1, -2, ...
+        self._lock = threading.Lock()
         first = self._walk(anchor - 1, forward=True, count=1)
         if not first:
             raise CronScheduleError(f"cron schedule {cron_schedule!r} never fires")
@@ -130,22 +134,19 @@ class CroniterGrid(WallGrid):
     def wall_at(self, index: int) -> int:
         if index >= 0:
             while index >= len(self._after):
-                self._after.extend(self._walk(self._after[-1], forward=True, count=self._BATCH))
+                self._extend_after()
             return self._after[index]
         while -index > len(self._before):
-            self._before.extend(self._walk(self._earliest(), forward=False, count=self._BATCH))
+            self._extend_before()
         return self._before[-index - 1]
 
     def index_at_or_after(self, wall: int) -> int:
         if wall > self._after[0]:
             while self._after[-1] < wall:
-                self._after.extend(self._walk(self._after[-1], forward=True, count=self._BATCH))
+                self._extend_after()
             return bisect_left(self._after, wall)
         while self._earliest() >= wall:
-            more = self._walk(self._earliest(), forward=False, count=self._BATCH)
-            if not more:
-                break
-            self._before.extend(more)
+            self._extend_before()
         # ``_before`` descends; count its entries at or after ``wall``.
         low, high = 0, len(self._before)
         while low < high:
@@ -155,6 +156,16 @@ class CroniterGrid(WallGrid):
             else:
                 high = middle
         return -low
+
+    def _extend_after(self) -> None:
+        with self._lock:
+            count = min(max(len(self._after), self._FIRST_BATCH), self._MAX_BATCH)
+            self._after.extend(self._walk(self._after[-1], forward=True, count=count))
+
+    def _extend_before(self) -> None:
+        with self._lock:
+            count = min(max(len(self._before), self._FIRST_BATCH), self._MAX_BATCH)
+            self._before.extend(self._walk(self._earliest(), forward=False, count=count))
 
     def _earliest(self) -> int:
         return self._before[-1] if self._before else self._after[0]
@@ -169,8 +180,12 @@ class CroniterGrid(WallGrid):
                 moment: datetime = step(datetime)
                 found.append((moment - _EPOCH) // timedelta(seconds=1))
             return found
-        except (ValueError, OverflowError, ArithmeticError) as exc:  # croniter's "no date" errors are ValueErrors
-            raise CronScheduleError(f"cron schedule {self.cron_schedule!r} has no time near {wall}: {exc}") from exc
+        except (ValueError, ArithmeticError) as exc:  # croniter's "no date" errors are ValueErrors
+            direction = "after" if forward else "before"
+            moment_text = f"{_EPOCH + timedelta(seconds=wall):%Y-%m-%d %H:%M}"
+            raise CronScheduleError(
+                f"cron schedule {self.cron_schedule!r} has no time {direction} {moment_text} ({exc})"
+            ) from exc
 
 
 class CronSchedule:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from calendar import monthrange
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
 from code_server.partitions._cron_grid import EPOCH_ORDINAL, SECONDS_PER_DAY
@@ -31,6 +32,10 @@ _NUMERIC_WIDTHS = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}
 _TOKEN = re.compile(r"%(.?)", re.DOTALL)
 _DAYS_OF_MONTH = [f"{day:02d}" for day in range(32)]
 _EPOCH = datetime(1970, 1, 1)
+#: Wall time of 1000-01-01: strftime renders earlier years with fewer than four digits.
+EXACT_FROM_WALL = (date(1000, 1, 1).toordinal() - EPOCH_ORDINAL) * SECONDS_PER_DAY
+_date_from_iso = date.fromisoformat
+_datetime_from_iso = datetime.fromisoformat
 _SUFFIX = re.compile(r"([+-])(\d\d)(\d\d)(\d\d)?", re.ASCII)
 
 #: A token of a format: ``("", text)`` for literal text, ``(letter, "%letter")`` for a directive.
@@ -125,6 +130,14 @@ class KeyFormat:
         self._month_template = self._compile_month_template(date_tokens)
         self._time_parts: dict[int, str] = {}
         self._parse_mode, self._parse_pattern, self._parse_fields = self._compile_parser(fmt, tokens)
+        #: If nonzero, parsing is exact and a key is the key of wall time ``w`` exactly when it parses
+        #: to ``w`` truncated to this many seconds (for years 1000 and later, see ``EXACT_FROM_WALL``).
+        self.exact_unit = self._exact_unit()
+        #: Parses an unsuffixed key exactly, returning its wall time (None if it does not parse or is
+        #: before year 1000); None when the format has no exact parser.
+        self.exact_wall: Callable[[str], int | None] | None = (
+            self._compile_exact_parser() if self.exact_unit else None
+        )
 
     # -- formatting -----------------------------------------------------------------------------
 
@@ -203,7 +216,14 @@ class KeyFormat:
 
     def _compile_month_template(
         self, date_tokens: list[Token]
-    ) -> tuple[tuple[list[Token], tuple[str, tuple[str, ...]] | None], tuple[list[Token], tuple[str, tuple[str, ...]] | None], bool] | None:
+    ) -> (
+        tuple[
+            tuple[list[Token], tuple[str, tuple[str, ...]] | None],
+            tuple[list[Token], tuple[str, tuple[str, ...]] | None],
+            bool,
+        ]
+        | None
+    ):
         """Split the date part at its one ``%d`` if every other directive depends on the month only."""
         kinds = [kind for kind, _ in date_tokens if kind]
         if not all(kind in _MONTH_DIRECTIVES or kind == "d" for kind in kinds) or kinds.count("d") > 1:
@@ -215,7 +235,9 @@ class KeyFormat:
         return (before, _numeric_format(before)), (after, _numeric_format(after)), True
 
     @staticmethod
-    def _month_part(part: tuple[list[Token], tuple[str, tuple[str, ...]] | None], year: int, month: int) -> str:
+    def _month_part(
+        part: tuple[list[Token], tuple[str, tuple[str, ...]] | None], year: int, month: int
+    ) -> str:
         tokens, numeric = part
         if not tokens:
             return ""
@@ -240,6 +262,59 @@ class KeyFormat:
             return "numeric", re.compile(pattern + r"([+-]\d{4}(?:\d\d)?)?", re.ASCII), tuple(kinds)
         return "strptime", None, ()
 
+    def _exact_unit(self) -> int:
+        if self._parse_mode == "iso-date":
+            return SECONDS_PER_DAY
+        if self._parse_mode == "iso-minute":
+            return 60
+        if self._parse_mode == "numeric":
+            fields = set(self._parse_fields)
+            for chain, unit in (("Ymd", SECONDS_PER_DAY), ("YmdH", 3600), ("YmdHM", 60), ("YmdHMS", 1)):
+                if fields == set(chain):
+                    return unit
+        return 0
+
+    def _compile_exact_parser(self) -> Callable[[str], int | None]:
+        mode = self._parse_mode
+        if mode == "iso-date":
+
+            def exact_date(key: str) -> int | None:
+                if len(key) != 10 or key[4] != "-" or key[7] != "-":
+                    return None
+                try:
+                    wall = (_date_from_iso(key).toordinal() - EPOCH_ORDINAL) * SECONDS_PER_DAY
+                except ValueError:
+                    return None
+                return wall if wall >= EXACT_FROM_WALL else None
+
+            return exact_date
+        if mode == "iso-minute":
+            separator = self.fmt[8]
+
+            def exact_minute(key: str) -> int | None:
+                if len(key) != 16 or key[10] != separator or key[4] != "-" or key[13] != ":":
+                    return None
+                try:
+                    moment = _datetime_from_iso(key)
+                except ValueError:
+                    return None
+                wall = (
+                    (moment.toordinal() - EPOCH_ORDINAL) * SECONDS_PER_DAY
+                    + moment.hour * 3600
+                    + moment.minute * 60
+                )
+                return wall if wall >= EXACT_FROM_WALL else None
+
+            return exact_minute
+
+        def exact_numeric(key: str) -> int | None:
+            parsed = self.parse(key)
+            if parsed is None or parsed[1] is not None or parsed[0] < EXACT_FROM_WALL:
+                return None
+            return parsed[0]
+
+        return exact_numeric
+
     def parse(self, key: str) -> tuple[int, int | None] | None:
         """``(wall time, explicit UTC offset or None)`` of ``key``, or None if it does not parse.
 
@@ -249,23 +324,30 @@ class KeyFormat:
         mode = self._parse_mode
         if mode == "iso-date":
             length = len(key)
-            if (length == 10 or length == 15) and key[4] == "-" and key[7] == "-":
+            if length == 10 and key[4] == "-" and key[7] == "-":
                 try:
-                    day = date.fromisoformat(key[:10]).toordinal() - EPOCH_ORDINAL
+                    return (_date_from_iso(key).toordinal() - EPOCH_ORDINAL) * SECONDS_PER_DAY, None
                 except ValueError:
                     return None
-                if length == 10:
-                    return day * SECONDS_PER_DAY, None
+            if length == 15 and key[4] == "-" and key[7] == "-":
+                try:
+                    day = _date_from_iso(key[:10]).toordinal() - EPOCH_ORDINAL
+                except ValueError:
+                    return None
                 offset = _parse_suffix(key[10:])
                 return (day * SECONDS_PER_DAY, offset) if offset is not None else None
         elif mode == "iso-minute":
             length = len(key)
             if (length == 16 or length == 21) and key[10] == self.fmt[8] and key[13] == ":" and key[4] == "-":
                 try:
-                    moment = datetime.fromisoformat(key[:16])
+                    moment = _datetime_from_iso(key if length == 16 else key[:16])
                 except ValueError:
                     return None
-                wall = (moment.toordinal() - EPOCH_ORDINAL) * SECONDS_PER_DAY + moment.hour * 3600 + moment.minute * 60
+                wall = (
+                    (moment.toordinal() - EPOCH_ORDINAL) * SECONDS_PER_DAY
+                    + moment.hour * 3600
+                    + moment.minute * 60
+                )
                 if length == 16:
                     return wall, None
                 offset = _parse_suffix(key[16:])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_right
+from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -30,6 +31,8 @@ from code_server.partitions._zone_offsets import MAX_INSTANT, MIN_INSTANT, ZoneO
 #: transitions (offsets and fall-back overlaps never exceed a day).
 _MARGIN = 2 * SECONDS_PER_DAY
 _NEVER = -(1 << 62)
+#: The span first covered on each side of the anchor; a year costs a few segments.
+_INITIAL_SPAN = 400 * SECONDS_PER_DAY
 
 
 class OutOfRangeError(ValueError):
@@ -49,10 +52,27 @@ class Tick(NamedTuple):
 class _Segment:
     """Instants ``[start, stop)`` at constant ``offset`` and the ticks that fall in them."""
 
-    __slots__ = ("count", "first_number", "first_regular", "gap_tick", "offset", "repeated_until", "start", "stop")
+    __slots__ = (
+        "count",
+        "first_number",
+        "first_regular",
+        "gap_tick",
+        "offset",
+        "repeated_until",
+        "start",
+        "stop",
+        "stop_regular",
+    )
 
     def __init__(
-        self, start: int, stop: int, offset: int, gap_tick: bool, first_regular: int, count: int, repeated_until: int
+        self,
+        start: int,
+        stop: int,
+        offset: int,
+        gap_tick: bool,
+        first_regular: int,
+        count: int,
+        repeated_until: int,
     ) -> None:
         self.start = start
         self.stop = stop
@@ -62,6 +82,8 @@ class _Segment:
         #: Grid number of the first tick that is its own wall time.
         self.first_regular = first_regular
         self.count = count
+        #: Grid number after the last tick.
+        self.stop_regular = first_regular + count - gap_tick
         self.first_number = 0
         #: Wall times below this are the second instance of a repeated wall time.
         self.repeated_until = repeated_until
@@ -71,7 +93,7 @@ class _Coverage:
     """The segments covering the instants ``[low, high)``; replaced whole when the span grows, so
     that readers in other threads always see one consistent state."""
 
-    __slots__ = ("high", "low", "numbers", "segments", "starts", "wall_starts")
+    __slots__ = ("high", "low", "numbers", "segments", "starts", "wall_high", "wall_low", "wall_starts")
 
     def __init__(self, low: int, high: int, segments: list[_Segment]) -> None:
         self.low = low
@@ -80,6 +102,9 @@ class _Coverage:
         self.starts = [segment.start for segment in segments]
         self.numbers = [segment.first_number for segment in segments]
         self.wall_starts = [segment.start + segment.offset for segment in segments]
+        #: Wall times whose instants (within a day of them) lie well inside the span.
+        self.wall_low = low + _MARGIN + SECONDS_PER_DAY
+        self.wall_high = high - _MARGIN - SECONDS_PER_DAY
 
     def covers(self, low: int, high: int) -> bool:
         return self.low + _MARGIN <= low and high < self.high - _MARGIN
@@ -94,7 +119,14 @@ class TickTimeline:
         self.every_hour = every_hour
         self.anchor = anchor
         self._lock = threading.Lock()
-        self._coverage = self._build(anchor - 2 * _MARGIN, anchor + 2 * _MARGIN)
+        # Grids with one wall time per period (hourly, daily, weekly) are ``base + g * step``.
+        simple = isinstance(grid, PeriodicGrid) and grid.per_period == 1
+        self._step = grid.period if isinstance(grid, PeriodicGrid) and simple else 0
+        #: Seconds between consecutive wall times of the grid if constant, else 0.
+        self.step = self._step
+        self._base = grid.phase + grid.offsets[0] if isinstance(grid, PeriodicGrid) and simple else 0
+        self._coverage = self._build(anchor - _INITIAL_SPAN, anchor + _INITIAL_SPAN)
+        self._anchor_index = grid.index_at_or_after(anchor + zone.offset_at(anchor))
 
     # -- coverage -------------------------------------------------------------------------------
 
@@ -123,11 +155,13 @@ class TickTimeline:
         starts = [low] + [t.instant for t in transitions]
         offsets = [zone.offset_at(low)] + [t.after for t in transitions]
         previous = [zone.offset_at(low - 1)] + [t.before for t in transitions]
-        following = offsets[1:] + [zone.offset_at(high)]
-        stops = starts[1:] + [high]
+        following = [*offsets[1:], zone.offset_at(high)]
+        stops = [*starts[1:], high]
         segments: list[_Segment] = []
         number = 0
-        for start, stop, offset, before, after in zip(starts, stops, offsets, previous, following, strict=True):
+        for start, stop, offset, before, after in zip(
+            starts, stops, offsets, previous, following, strict=True
+        ):
             first_wall = start + offset
             repeated_until = start + before if before > offset else _NEVER
             if self.every_hour:
@@ -145,7 +179,13 @@ class TickTimeline:
                     first_regular += 1  # the wall time at the gap's end is the same instant
             stop_regular = max(stop_regular, first_regular)
             segment = _Segment(
-                start, stop, offset, gap_tick, first_regular, gap_tick + stop_regular - first_regular, repeated_until
+                start,
+                stop,
+                offset,
+                gap_tick,
+                first_regular,
+                gap_tick + stop_regular - first_regular,
+                repeated_until,
             )
             segment.first_number = number
             number += segment.count
@@ -184,17 +224,64 @@ class TickTimeline:
         gives the end of the gap, as the schedules do.
         """
         coverage = self._coverage
-        if not coverage.covers(wall - SECONDS_PER_DAY, wall + SECONDS_PER_DAY):
+        if not coverage.wall_low <= wall < coverage.wall_high:
             coverage = self._ensure(wall - SECONDS_PER_DAY, wall + SECONDS_PER_DAY)
         position = bisect_right(coverage.wall_starts, wall) - 1
         segment = coverage.segments[position]
         if position > 0:
             previous = coverage.segments[position - 1]
-            if wall < previous.stop + previous.offset and (fold == 0 or wall >= segment.stop + segment.offset):
+            if wall < previous.stop + previous.offset and (
+                fold == 0 or wall >= segment.stop + segment.offset
+            ):
                 return wall - previous.offset
         if wall < segment.stop + segment.offset:
             return wall - segment.offset
         return segment.stop
+
+    def ordinary_reader(
+        self, exact_wall: Callable[[str], int | None], unit: int
+    ) -> Callable[[str], tuple[int, int, int, int] | None]:
+        """A function reading a key fast: ``(tick number, UTC offset, wall time, next wall time)`` of
+        its window, or None when the key needs the general methods.
+
+        ``exact_wall`` parses a key exactly to its wall time; a key is the key of the first tick at or
+        after that wall time if the tick's wall time truncated to ``unit`` seconds is that wall time.
+        The answer is None near daylight-saving transitions: only where the tick and the next are
+        ordinary ticks of one segment is a wall time one instant and the next tick the next wall time
+        of the grid. That is almost every key, and there everything is a few integer operations, so
+        the function is a closure over locals (reading keys is the hot path of planners and mappings).
+        """
+        step, base, grid = self._step, self._base, self.grid
+
+        def read(key: str) -> tuple[int, int, int, int] | None:
+            wall = exact_wall(key)
+            if wall is None:
+                return None
+            coverage = self._coverage
+            if not coverage.wall_low <= wall < coverage.wall_high:
+                try:
+                    coverage = self._ensure(wall - SECONDS_PER_DAY, wall + SECONDS_PER_DAY)
+                except OutOfRangeError:
+                    return None
+            segment = coverage.segments[bisect_right(coverage.wall_starts, wall) - 1]
+            if wall < segment.repeated_until:
+                return None
+            if step:
+                index = -((base - wall) // step)
+                tick_wall = base + index * step
+                next_wall = tick_wall + step
+            else:
+                index = grid.index_at_or_after(wall)
+                tick_wall, next_wall = grid.wall_at(index), grid.wall_at(index + 1)
+            if (
+                tick_wall - tick_wall % unit != wall
+                or not segment.first_regular <= index < segment.stop_regular - 1
+            ):
+                return None
+            number = segment.first_number + segment.gap_tick + index - segment.first_regular
+            return number, segment.offset, tick_wall, next_wall
+
+        return read
 
     # -- numbers -> ticks ------------------------------------------------------------------------
 
@@ -210,11 +297,22 @@ class TickTimeline:
                         return segment
                     coverage = self._ensure(instant, instant)
                     continue
-            # Not covered yet: grow towards it (at least doubling), then look again.
-            if position < 0:
-                coverage = self._ensure(coverage.low - 1, coverage.low)
-            else:
-                coverage = self._ensure(coverage.high - 1, coverage.high)
+            # Not covered yet. Tick numbers and grid numbers differ only by the few ticks that
+            # daylight saving adds or removes, so the grid tells roughly where the tick is: cover
+            # that (or refuse it at once if it is beyond year 9999), then grow until it is covered.
+            estimate = self._estimated_instant(number)
+            if coverage.covers(estimate, estimate):
+                estimate = coverage.low - 1 if position < 0 else coverage.high
+            coverage = self._ensure(estimate, estimate)
+
+    def _estimated_instant(self, number: int) -> int:
+        try:
+            wall = self.grid.wall_at(self._anchor_index + number)
+        except (ValueError, OverflowError) as exc:
+            raise OutOfRangeError("the time is outside the years 1-9999") from exc
+        if not MIN_INSTANT + _MARGIN < wall < MAX_INSTANT - _MARGIN:
+            raise OutOfRangeError("the time is outside the years 1-9999")
+        return wall - self.zone.offset_at(wall)
 
     def _instant_in(self, segment: _Segment, number: int) -> int:
         position = number - segment.first_number
@@ -279,7 +377,9 @@ class TickTimeline:
             if low >= high:
                 continue
             begin = len(keys)
-            keys.extend(self._grid_keys(segment.first_regular + low, segment.first_regular + high, key_format))
+            keys.extend(
+                self._grid_keys(segment.first_regular + low, segment.first_regular + high, key_format)
+            )
             if self.every_hour and segment.repeated_until != _NEVER:
                 suffix = offset_suffix(segment.offset)
                 wall_at = self.grid.wall_at

@@ -12,14 +12,12 @@ own cache.
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 #: Instants (seconds since the epoch) that ``datetime`` can represent in any zone, with a day to spare.
-MIN_INSTANT = int((datetime(1, 1, 3, tzinfo=timezone.utc) - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds())
-MAX_INSTANT = int(
-    (datetime(9999, 12, 29, tzinfo=timezone.utc) - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds()
-)
+MIN_INSTANT = int((datetime(1, 1, 3, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds())
+MAX_INSTANT = int((datetime(9999, 12, 29, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds())
 
 #: Transitions are searched and cached in chunks of this many seconds (about 388 days).
 _CHUNK = 1 << 25
@@ -50,7 +48,7 @@ class ZoneOffsets:
     def __init__(self, name: str) -> None:
         self.name = name
         self.is_utc = name in _UTC_NAMES
-        self.tzinfo: tzinfo = timezone.utc if self.is_utc else ZoneInfo(name)
+        self.tzinfo: tzinfo = UTC if self.is_utc else ZoneInfo(name)
         self._chunks: dict[int, tuple[Transition, ...]] = {}
 
     def offset_at(self, instant: int) -> int:
@@ -85,7 +83,7 @@ class ZoneOffsets:
         transitions = self.transitions(low, high)
         starts = [low] + [t.instant for t in transitions]
         offsets = [self.offset_at(low)] + [t.after for t in transitions]
-        stops = starts[1:] + [high]
+        stops = [*starts[1:], high]
         candidates = [
             wall - offset
             for start, stop, offset in zip(starts, stops, offsets, strict=True)
@@ -148,6 +146,8 @@ def zone_offsets(name: str) -> ZoneOffsets:
     try:
         created = ZoneOffsets(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
-        raise ValueError(f"unknown time zone {name!r} (expected an IANA name such as 'America/Chicago')") from exc
+        raise ValueError(
+            f"unknown time zone {name!r} (expected an IANA name such as 'America/Chicago')"
+        ) from exc
     with _ZONES_LOCK:
         return _ZONES.setdefault(name, created)

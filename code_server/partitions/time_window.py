@@ -23,12 +23,18 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from code_server.errors import DefinitionError, PartitionKeyError, PartitionKeyRangeError
-from code_server.partitions._cron_grid import EPOCH_ORDINAL, SECONDS_PER_DAY, CronSchedule, CronScheduleError
+from code_server.partitions._cron_grid import (
+    EPOCH_ORDINAL,
+    SECONDS_PER_DAY,
+    CronSchedule,
+    CronScheduleError,
+    WallGrid,
+)
 from code_server.partitions._key_format import KeyFormat
 from code_server.partitions._tick_timeline import OutOfRangeError, TickTimeline
 from code_server.partitions._zone_offsets import ZoneOffsets, zone_offsets
@@ -36,6 +42,15 @@ from code_server.partitions.base import DynamicPartitionsStore, PartitionsDefini
 from code_server.partitions.keys import PartitionKeyRange, TimeWindow
 
 DEFAULT_DATE_FORMAT = "%Y-%m-%d"
+_tuple_new = tuple.__new__
+
+
+def _read_nothing(partition_key: str) -> None:
+    return None
+
+
+_from_timestamp = datetime.fromtimestamp
+_SECOND = timedelta(seconds=1)
 DEFAULT_HOURLY_FORMAT = "%Y-%m-%d-%H:%M"
 
 
@@ -73,33 +88,77 @@ class TimeWindowPartitionsDefinition(PartitionsDefinition):
         end_offset: int = 0,
     ) -> None:
         timezone = "UTC" if timezone is None else timezone
+        name = type(self).__name__
         if not isinstance(timezone, str):
-            raise DefinitionError(f"{type(self).__name__} timezone must be a string, got {timezone!r}.")
-        try:
-            self._zone: ZoneOffsets = zone_offsets(timezone)
-        except ValueError as exc:
-            raise DefinitionError(f"{type(self).__name__} has an invalid timezone: {exc}.") from None
+            raise DefinitionError(f"{name} timezone must be a string, got {timezone!r}.")
         if not isinstance(fmt, str):
-            raise DefinitionError(f"{type(self).__name__} fmt must be a strftime format string, got {fmt!r}.")
-        try:
-            self._format = KeyFormat(fmt)
-        except ValueError as exc:
-            raise DefinitionError(f"{type(self).__name__} has an invalid fmt: {exc}.") from None
-        try:
-            self._schedule = CronSchedule(cron_schedule)
-        except CronScheduleError as exc:
-            raise DefinitionError(f"{type(self).__name__} has an invalid cron_schedule: {exc}.") from None
+            raise DefinitionError(f"{name} fmt must be a strftime format string, got {fmt!r}.")
         if not isinstance(end_offset, int) or isinstance(end_offset, bool):
-            raise DefinitionError(f"{type(self).__name__} end_offset must be an int, got {end_offset!r}.")
+            raise DefinitionError(f"{name} end_offset must be an int, got {end_offset!r}.")
         self._cron_schedule = cron_schedule
         self._fmt = fmt
         self._timezone = timezone
         self._end_offset = end_offset
+        self._start_ts = 0.0
+        self._end_ts: float | None = None
+        self._setup()
         self._start_ts = self._resolve(start, "start")
         self._end_ts = None if end is None or end == "" else self._resolve(end, "end")
+        self._grid: WallGrid | None = (
+            self._make_grid()
+        )  # fails now, not at first use, if the schedule never fires
+
+    def _make_grid(self) -> WallGrid:
+        anchor = math.ceil(self._start_ts)
+        try:
+            return self._schedule.grid(anchor + self._zone.offset_at(anchor))
+        except CronScheduleError as exc:
+            raise DefinitionError(f"{type(self).__name__} has an invalid cron_schedule: {exc}.") from None
+
+    def _setup(self) -> None:
+        """Validate the arguments and build what is derived from them (also after unpickling)."""
+        name = type(self).__name__
+        try:
+            self._zone: ZoneOffsets = zone_offsets(self._timezone)
+        except ValueError as exc:
+            raise DefinitionError(f"{name} has an invalid timezone: {exc}.") from None
+        try:
+            self._format = KeyFormat(self._fmt)
+        except ValueError as exc:
+            raise DefinitionError(f"{name} has an invalid fmt: {exc}.") from None
+        try:
+            self._schedule = CronSchedule(self._cron_schedule)
+        except CronScheduleError as exc:
+            raise DefinitionError(f"{name} has an invalid cron_schedule: {exc}.") from None
+        self._tzinfo = self._zone.tzinfo
+        self._grid = None
         self._timeline_cache: TickTimeline | None = None
         self._timeline_lock = threading.Lock()
+        self._read_key: Callable[[str], tuple[int, int, int, int] | None] | None = None
+        self._step: timedelta | None = None
         self._end_count: int | None = None
+
+    _DERIVED = frozenset(
+        {
+            "_zone",
+            "_format",
+            "_schedule",
+            "_tzinfo",
+            "_grid",
+            "_timeline_cache",
+            "_timeline_lock",
+            "_read_key",
+            "_step",
+            "_end_count",
+        }
+    )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: value for name, value in self.__dict__.items() if name not in self._DERIVED}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._setup()
 
     # -- construction helpers -------------------------------------------------------------------
 
@@ -135,12 +194,11 @@ class TimeWindowPartitionsDefinition(PartitionsDefinition):
             with self._timeline_lock:
                 timeline = self._timeline_cache
                 if timeline is None:
+                    if self._grid is None:
+                        self._grid = self._make_grid()
                     anchor = math.ceil(self._start_ts)
-                    try:
-                        grid = self._schedule.grid(anchor + self._zone.offset_at(anchor))
-                    except CronScheduleError as exc:
-                        raise DefinitionError(f"{self!r} has an invalid cron_schedule: {exc}.") from None
-                    timeline = TickTimeline(grid, self._zone, self._schedule.repeats_every_hour, anchor)
+                    timeline = TickTimeline(self._grid, self._zone, self._schedule.repeats_every_hour, anchor)
+                    self._step = timedelta(seconds=timeline.step) if timeline.step else None
                     self._timeline_cache = timeline
         return timeline
 
@@ -205,12 +263,30 @@ class TimeWindowPartitionsDefinition(PartitionsDefinition):
         except (OutOfRangeError, ValueError, OverflowError) as exc:
             raise PartitionKeyError(f"Partition index {index} of {self!r} is out of range: {exc}.") from None
 
+    def _key_reader(self) -> Callable[[str], tuple[int, int, int, int] | None]:
+        """The fast path of reading a key (see ``TickTimeline.ordinary_reader``): it gives ``(index,
+        UTC offset, wall time, next wall time)`` of the key's window, or None if the key is unusual
+        (an explicit offset, near a daylight-saving transition, a format without an exact parser) or
+        invalid, and then the general path decides."""
+        read = self._read_key
+        if read is None:
+            exact_wall = self._format.exact_wall
+            if exact_wall is None:
+                read = _read_nothing
+            else:
+                read = self._timeline.ordinary_reader(exact_wall, self._format.exact_unit)
+            self._read_key = read
+        return read
+
     def partition_key_index(self, partition_key: str) -> int:
         """The index of ``partition_key``'s window; it may be before start or after the last partition.
 
         Raises:
             PartitionKeyError: the key does not parse with ``fmt`` or is not the key of a window.
         """
+        located = self._key_reader()(partition_key) if type(partition_key) is str else None
+        if located is not None:
+            return located[0]
         if not isinstance(partition_key, str):
             raise PartitionKeyError(
                 f"Partition key {partition_key!r} of {self!r} must be a string, not {type(partition_key).__name__}."
@@ -329,6 +405,15 @@ class TimeWindowPartitionsDefinition(PartitionsDefinition):
         Raises:
             PartitionKeyError: the key does not parse with ``fmt`` or no window starts there.
         """
+        located = (
+            (self._read_key or self._key_reader())(partition_key) if type(partition_key) is str else None
+        )
+        if located is not None:
+            _, offset, wall, next_wall = located
+            start = _from_timestamp(wall - offset, self._tzinfo)
+            # Both ticks are ordinary ticks of one segment: the wall-clock difference is exact.
+            step = self._step or _SECOND * (next_wall - wall)
+            return _tuple_new(TimeWindow, (start, start + step))
         return self.time_window_at_index(self.partition_key_index(partition_key))
 
     def time_window_for_partition_key_range(self, partition_key_range: PartitionKeyRange) -> TimeWindow:
@@ -361,7 +446,14 @@ class TimeWindowPartitionsDefinition(PartitionsDefinition):
     # -- identity -------------------------------------------------------------------------------
 
     def _identity(self) -> tuple[Any, ...]:
-        return (self._cron_schedule, self._start_ts, self._end_ts, self._fmt, self._timezone, self._end_offset)
+        return (
+            self._cron_schedule,
+            self._start_ts,
+            self._end_ts,
+            self._fmt,
+            self._timezone,
+            self._end_offset,
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TimeWindowPartitionsDefinition) and self._identity() == other._identity()
@@ -431,7 +523,9 @@ class _ShapedPartitionsDefinition(TimeWindowPartitionsDefinition):
         if self._end_ts is not None:
             arguments["end_date"] = self._shown_time(self._end_ts)
         defaults = {"day_offset": 1} if isinstance(self, MonthlyPartitionsDefinition) else {}
-        arguments.update({name: value for name, value in self._offsets.items() if value != defaults.get(name, 0)})
+        arguments.update(
+            {name: value for name, value in self._offsets.items() if value != defaults.get(name, 0)}
+        )
         if self._timezone != "UTC":
             arguments["timezone"] = self._timezone
         if self._fmt != self._default_fmt:

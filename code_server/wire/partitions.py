@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pendulum
 
 from code_server.errors import DefinitionError
@@ -48,6 +50,17 @@ def partitions_def_to_proto(definition: PartitionsDefinition) -> pb.PartitionsDe
 
 
 def partitions_def_from_proto(message: pb.PartitionsDefinition) -> PartitionsDefinition:
+    """Decode a definition; identical messages share one (immutable) object.
+
+    A location's assets mostly share a handful of definitions, and building a time-window
+    definition is the costly part of decoding a snapshot, so each distinct one is built once.
+    """
+    return _decoded(message.SerializeToString(deterministic=True))
+
+
+@functools.lru_cache(maxsize=4096)
+def _decoded(serialized: bytes) -> PartitionsDefinition:
+    message = pb.PartitionsDefinition.FromString(serialized)
     kind = message.WhichOneof("kind")
     if kind == "multi":
         return MultiPartitionsDefinition(

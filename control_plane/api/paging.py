@@ -1,0 +1,71 @@
+"""Page sizes and opaque page tokens of the list RPCs.
+
+A list page's token is the last item's ``created_at`` (the service pages with ``created_before``);
+a range page's token is an offset. Both are base64 so that clients treat them as opaque.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+
+from control_plane.api.status import BadRequest
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+DEFAULT_RANGE_PAGE_SIZE = 1000
+MAX_RANGE_PAGE_SIZE = 10_000
+
+
+def page_size(requested: int, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE) -> int:
+    if requested < 0:
+        raise BadRequest(f"page_size must be 0 (the default, {default}) or more, not {requested}.")
+    return min(requested or default, maximum)
+
+
+def encode_page_token(created_at: datetime) -> str:
+    """An opaque token for "items created before ``created_at``" (the last item of a page)."""
+    return _encode(created_at.isoformat())
+
+
+def decode_page_token(token: str) -> datetime | None:
+    if not token:
+        return None
+    try:
+        created_at = datetime.fromisoformat(_decode(token))
+    except ValueError as error:
+        raise _not_ours(token) from error
+    if created_at.tzinfo is None:
+        raise _not_ours(token)
+    return created_at
+
+
+def encode_offset_token(offset: int) -> str:
+    return _encode(f"offset:{offset}")
+
+
+def decode_offset_token(token: str) -> int:
+    if not token:
+        return 0
+    kind, _, value = _decode(token).partition(":")
+    if kind != "offset" or not value.isdigit():
+        raise _not_ours(token)
+    return int(value)
+
+
+def _encode(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _decode(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        raise _not_ours(token) from error
+
+
+def _not_ours(token: str) -> BadRequest:
+    return BadRequest(
+        f"page_token {token!r} is not one this server issued; pass next_page_token from the previous page."
+    )

@@ -1,0 +1,343 @@
+"""``partita.controlplane.v1.ControlPlane``: the public API, a thin translation over ``ControlPlaneService``.
+
+Each RPC converts its request, calls one service method and converts the answer; errors become
+status codes through ``control_plane.api.status``, and list RPCs page through ``control_plane.api.paging``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator, Iterator
+from typing import NoReturn
+
+import grpc
+
+from code_server.wire.assets import asset_key_from_proto
+from code_server.wire.partitions import key_range_from_proto, key_range_to_proto
+from control_plane.api.convert import (
+    backfill_plan_to_proto,
+    backfill_to_proto,
+    code_location_to_proto,
+    launch_request_from_proto,
+    partition_counts_to_proto,
+    run_log_entry_to_proto,
+    run_to_proto,
+)
+from control_plane.api.enums import (
+    backfill_status_from_proto,
+    partition_status_to_proto,
+    run_status_from_proto,
+)
+from control_plane.api.paging import (
+    DEFAULT_RANGE_PAGE_SIZE,
+    MAX_RANGE_PAGE_SIZE,
+    decode_offset_token,
+    decode_page_token,
+    encode_offset_token,
+    encode_page_token,
+    page_size,
+)
+from control_plane.api.status import BadRequest, StatusOnError, parsed, required
+from control_plane.service import ControlPlaneService
+from control_plane.views import BackfillPlanView
+from partita.controlplane.v1 import (
+    backfills_pb2,
+    code_locations_pb2,
+    control_plane_pb2_grpc,
+    partition_status_pb2,
+    runs_pb2,
+    sensors_schedules_pb2,
+)
+
+
+class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
+    """Serves ``ControlPlaneService``; sensors and schedules answer UNIMPLEMENTED until the daemon lands."""
+
+    def __init__(
+        self,
+        service: ControlPlaneService,
+        *,
+        watch_poll_seconds: float = 5.0,
+        log_poll_seconds: float = 0.5,
+        log_page_size: int = 1000,
+    ) -> None:
+        self._service = service
+        self._watch_poll_seconds = watch_poll_seconds
+        self._log_poll_seconds = log_poll_seconds
+        self._log_page_size = log_page_size
+
+    # --- backfills -------------------------------------------------------------------------------
+
+    def LaunchBackfill(
+        self, request: backfills_pb2.LaunchBackfillRequest, context: grpc.ServicerContext
+    ) -> backfills_pb2.LaunchBackfillResponse:
+        with StatusOnError(context, "LaunchBackfill"):
+            spec, options = parsed(lambda: launch_request_from_proto(request))
+            launched = self._service.launch_backfill(spec, options)
+            if isinstance(launched, BackfillPlanView):
+                return backfills_pb2.LaunchBackfillResponse(plan=backfill_plan_to_proto(launched))
+            return backfills_pb2.LaunchBackfillResponse(backfill=backfill_to_proto(launched))
+
+    def GetBackfill(
+        self, request: backfills_pb2.GetBackfillRequest, context: grpc.ServicerContext
+    ) -> backfills_pb2.GetBackfillResponse:
+        with StatusOnError(context, "GetBackfill"):
+            view = self._service.get_backfill(required(request.backfill_id, "backfill_id"))
+            return backfills_pb2.GetBackfillResponse(backfill=backfill_to_proto(view))
+
+    def ListBackfills(
+        self, request: backfills_pb2.ListBackfillsRequest, context: grpc.ServicerContext
+    ) -> backfills_pb2.ListBackfillsResponse:
+        with StatusOnError(context, "ListBackfills"):
+            size = page_size(request.page_size)
+            statuses = parsed(lambda: [backfill_status_from_proto(s) for s in request.statuses])
+            views = self._service.list_backfills(
+                statuses=statuses,
+                tags=dict(request.tags) or None,
+                location=request.location_name if request.HasField("location_name") else None,
+                limit=size + 1,
+                created_before=decode_page_token(request.page_token),
+            )
+            page = views[:size]
+            return backfills_pb2.ListBackfillsResponse(
+                backfills=[backfill_to_proto(view) for view in page],
+                next_page_token=encode_page_token(page[-1].record.created_at) if len(views) > size else "",
+            )
+
+    def CancelBackfill(
+        self, request: backfills_pb2.CancelBackfillRequest, context: grpc.ServicerContext
+    ) -> backfills_pb2.CancelBackfillResponse:
+        with StatusOnError(context, "CancelBackfill"):
+            view = self._service.cancel_backfill(required(request.backfill_id, "backfill_id"))
+            return backfills_pb2.CancelBackfillResponse(backfill=backfill_to_proto(view))
+
+    def RetryBackfill(
+        self, request: backfills_pb2.RetryBackfillRequest, context: grpc.ServicerContext
+    ) -> backfills_pb2.RetryBackfillResponse:
+        with StatusOnError(context, "RetryBackfill"):
+            view, requeued = self._service.retry_backfill(required(request.backfill_id, "backfill_id"))
+            return backfills_pb2.RetryBackfillResponse(
+                backfill=backfill_to_proto(view), requeued_partition_count=requeued
+            )
+
+    def PauseBackfill(
+        self, request: backfills_pb2.PauseBackfillRequest, context: grpc.ServicerContext
+    ) -> backfills_pb2.PauseBackfillResponse:
+        with StatusOnError(context, "PauseBackfill"):
+            view = self._service.pause_backfill(required(request.backfill_id, "backfill_id"))
+            return backfills_pb2.PauseBackfillResponse(backfill=backfill_to_proto(view))
+
+    def ResumeBackfill(
+        self, request: backfills_pb2.ResumeBackfillRequest, context: grpc.ServicerContext
+    ) -> backfills_pb2.ResumeBackfillResponse:
+        with StatusOnError(context, "ResumeBackfill"):
+            view = self._service.resume_backfill(required(request.backfill_id, "backfill_id"))
+            return backfills_pb2.ResumeBackfillResponse(backfill=backfill_to_proto(view))
+
+    def UpdateBackfillLimits(
+        self, request: backfills_pb2.UpdateBackfillLimitsRequest, context: grpc.ServicerContext
+    ) -> backfills_pb2.UpdateBackfillLimitsResponse:
+        with StatusOnError(context, "UpdateBackfillLimits"):
+            backfill_id = required(request.backfill_id, "backfill_id")
+            limit = request.max_concurrent_runs if request.HasField("max_concurrent_runs") else None
+            if limit is not None and limit < 0:
+                raise BadRequest(f"max_concurrent_runs must be 0 (no limit) or more, not {limit}.")
+            view = self._service.update_backfill_limits(
+                backfill_id,
+                max_concurrent_runs=limit,
+                priority=request.priority if request.HasField("priority") else None,
+            )
+            return backfills_pb2.UpdateBackfillLimitsResponse(backfill=backfill_to_proto(view))
+
+    def WatchBackfill(
+        self, request: backfills_pb2.WatchBackfillRequest, context: grpc.ServicerContext
+    ) -> Iterator[backfills_pb2.WatchBackfillResponse]:
+        # Partition-level changes (include_partition_changes) need the service to report them; until
+        # it does, every message carries the counts, which is what the CLI shows.
+        with StatusOnError(context, "WatchBackfill"):
+            views = self._service.watch_backfill(
+                required(request.backfill_id, "backfill_id"), poll_seconds=self._watch_poll_seconds
+            )
+            try:
+                for view in views:
+                    yield backfills_pb2.WatchBackfillResponse(backfill=backfill_to_proto(view))
+                    if not context.is_active():
+                        return
+            finally:
+                if isinstance(views, Generator):
+                    views.close()
+
+    # --- runs ------------------------------------------------------------------------------------
+
+    def ListRuns(
+        self, request: runs_pb2.ListRunsRequest, context: grpc.ServicerContext
+    ) -> runs_pb2.ListRunsResponse:
+        with StatusOnError(context, "ListRuns"):
+            size = page_size(request.page_size)
+            backfill_id = request.backfill_id if request.HasField("backfill_id") else None
+            runs = self._service.list_runs(
+                backfill_id=backfill_id,
+                statuses=parsed(lambda: [run_status_from_proto(s) for s in request.statuses]),
+                tags=dict(request.tags) or None,
+                include_backfill_runs=backfill_id is not None or request.include_backfill_runs,
+                location=request.location_name if request.HasField("location_name") else None,
+                limit=size + 1,
+                created_before=decode_page_token(request.page_token),
+            )
+            page = runs[:size]
+            return runs_pb2.ListRunsResponse(
+                runs=[run_to_proto(run) for run in page],
+                next_page_token=encode_page_token(page[-1].created_at) if len(runs) > size else "",
+            )
+
+    def GetRun(
+        self, request: runs_pb2.GetRunRequest, context: grpc.ServicerContext
+    ) -> runs_pb2.GetRunResponse:
+        with StatusOnError(context, "GetRun"):
+            run = self._service.get_run(required(request.run_id, "run_id"))
+            return runs_pb2.GetRunResponse(run=run_to_proto(run))
+
+    def TerminateRun(
+        self, request: runs_pb2.TerminateRunRequest, context: grpc.ServicerContext
+    ) -> runs_pb2.TerminateRunResponse:
+        with StatusOnError(context, "TerminateRun"):
+            run = self._service.terminate_run(required(request.run_id, "run_id"))
+            return runs_pb2.TerminateRunResponse(run=run_to_proto(run))
+
+    def GetRunLogs(
+        self, request: runs_pb2.GetRunLogsRequest, context: grpc.ServicerContext
+    ) -> Iterator[runs_pb2.GetRunLogsResponse]:
+        with StatusOnError(context, "GetRunLogs"):
+            run_id = required(request.run_id, "run_id")
+            if request.after_sequence < 0:
+                raise BadRequest(f"after_sequence must be 0 or more, not {request.after_sequence}.")
+            after = request.after_sequence
+            finished = threading.Event()
+            context.add_callback(finished.set)
+            # Output a worker flushes as it exits may land just after its run ends: poll once more for it.
+            grace_polls = 1
+            while True:
+                # Read the status before the page: if the run had ended by then, the page holds its last lines.
+                ended = request.follow and self._service.get_run(run_id).status.is_terminal
+                entries = self._service.run_logs(run_id, after_sequence=after, limit=self._log_page_size)
+                if entries:
+                    yield runs_pb2.GetRunLogsResponse(entries=[run_log_entry_to_proto(e) for e in entries])
+                    after = entries[-1].sequence
+                if len(entries) >= self._log_page_size:
+                    continue
+                if not request.follow or (ended and grace_polls == 0):
+                    return
+                if ended:
+                    grace_polls -= 1
+                if finished.wait(self._log_poll_seconds):
+                    return
+
+    # --- assets and locations --------------------------------------------------------------------
+
+    def GetAssetPartitionStatus(
+        self, request: partition_status_pb2.GetAssetPartitionStatusRequest, context: grpc.ServicerContext
+    ) -> partition_status_pb2.GetAssetPartitionStatusResponse:
+        with StatusOnError(context, "GetAssetPartitionStatus"):
+            if not request.HasField("asset_key") or not request.asset_key.path:
+                raise BadRequest("asset_key is required.")
+            asset_key = parsed(lambda: asset_key_from_proto(request.asset_key))
+            key_range = key_range_from_proto(request.range) if request.HasField("range") else None
+            size = page_size(request.page_size, DEFAULT_RANGE_PAGE_SIZE, MAX_RANGE_PAGE_SIZE)
+            offset = decode_offset_token(request.page_token)
+            location = request.location_name or self._only_location()
+            view = self._service.asset_partition_status(location, asset_key, key_range)
+            page = view.ranges[offset : offset + size]
+            response = partition_status_pb2.GetAssetPartitionStatusResponse(
+                counts=partition_counts_to_proto(view.counts),
+                ranges=[
+                    partition_status_pb2.PartitionStatusRange(
+                        range=key_range_to_proto(r.partition_range),
+                        status=partition_status_to_proto(r.status),
+                        partition_count=r.partition_count,
+                    )
+                    for r in page
+                ],
+                next_page_token=encode_offset_token(offset + size)
+                if offset + size < len(view.ranges)
+                else "",
+            )
+            # No ranges but a count: the asset is unpartitioned, and its one status is reported instead.
+            if not view.ranges and sum(view.counts.values()) > 0:
+                response.unpartitioned_status = partition_status_to_proto(view.unpartitioned_status)
+            return response
+
+    def _only_location(self) -> str:
+        names = [location.name for location in self._service.code_locations()]
+        if len(names) == 1:
+            return names[0]
+        raise BadRequest(f"location_name is required: the control plane has code locations {sorted(names)}.")
+
+    def ListCodeLocations(
+        self, request: code_locations_pb2.ListCodeLocationsRequest, context: grpc.ServicerContext
+    ) -> code_locations_pb2.ListCodeLocationsResponse:
+        with StatusOnError(context, "ListCodeLocations"):
+            views = sorted(self._service.code_locations(), key=lambda view: view.name)
+            return code_locations_pb2.ListCodeLocationsResponse(
+                locations=[code_location_to_proto(view) for view in views]
+            )
+
+    # --- sensors and schedules (issue 5) -----------------------------------------------------------
+
+    def ListSensors(
+        self, request: sensors_schedules_pb2.ListSensorsRequest, context: grpc.ServicerContext
+    ) -> sensors_schedules_pb2.ListSensorsResponse:
+        _unimplemented(context, "ListSensors")
+
+    def StartSensor(
+        self, request: sensors_schedules_pb2.StartSensorRequest, context: grpc.ServicerContext
+    ) -> sensors_schedules_pb2.StartSensorResponse:
+        _unimplemented(context, "StartSensor")
+
+    def StopSensor(
+        self, request: sensors_schedules_pb2.StopSensorRequest, context: grpc.ServicerContext
+    ) -> sensors_schedules_pb2.StopSensorResponse:
+        _unimplemented(context, "StopSensor")
+
+    def PreviewSensor(
+        self, request: sensors_schedules_pb2.PreviewSensorRequest, context: grpc.ServicerContext
+    ) -> sensors_schedules_pb2.PreviewSensorResponse:
+        _unimplemented(context, "PreviewSensor")
+
+    def ListSensorTicks(
+        self, request: sensors_schedules_pb2.ListSensorTicksRequest, context: grpc.ServicerContext
+    ) -> sensors_schedules_pb2.ListSensorTicksResponse:
+        _unimplemented(context, "ListSensorTicks")
+
+    def ListSchedules(
+        self, request: sensors_schedules_pb2.ListSchedulesRequest, context: grpc.ServicerContext
+    ) -> sensors_schedules_pb2.ListSchedulesResponse:
+        _unimplemented(context, "ListSchedules")
+
+    def StartSchedule(
+        self, request: sensors_schedules_pb2.StartScheduleRequest, context: grpc.ServicerContext
+    ) -> sensors_schedules_pb2.StartScheduleResponse:
+        _unimplemented(context, "StartSchedule")
+
+    def StopSchedule(
+        self, request: sensors_schedules_pb2.StopScheduleRequest, context: grpc.ServicerContext
+    ) -> sensors_schedules_pb2.StopScheduleResponse:
+        _unimplemented(context, "StopSchedule")
+
+    def PreviewSchedule(
+        self, request: sensors_schedules_pb2.PreviewScheduleRequest, context: grpc.ServicerContext
+    ) -> sensors_schedules_pb2.PreviewScheduleResponse:
+        _unimplemented(context, "PreviewSchedule")
+
+    def ListScheduleTicks(
+        self, request: sensors_schedules_pb2.ListScheduleTicksRequest, context: grpc.ServicerContext
+    ) -> sensors_schedules_pb2.ListScheduleTicksResponse:
+        _unimplemented(context, "ListScheduleTicks")
+
+
+def _unimplemented(context: grpc.ServicerContext, rpc: str) -> NoReturn:
+    context.abort(
+        grpc.StatusCode.UNIMPLEMENTED,
+        f"{rpc}: sensors and schedules arrive with the sensor and schedule daemon; this control plane "
+        "does not run them yet.",
+    )
+    raise AssertionError("unreachable: context.abort raises")

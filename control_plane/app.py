@@ -1,0 +1,336 @@
+"""The control plane assembled: storage, code locations, engine, queue, monitor, daemon and gRPC API."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from code_server.asset_key import AssetKey
+from code_server.partitions.keys import PartitionKeyRange
+from code_server.wire.automation import BackfillRequestSpec
+from control_plane.asset_status import asset_partition_status
+from control_plane.backfills.engine import BackfillEngine
+from control_plane.daemon import Daemon
+from control_plane.errors import BackfillNotFound, InvalidStateTransition, RunNotFound
+from control_plane.locations import CodeLocations
+from control_plane.records import BackfillStatus, RunEventRecord, RunRecord, RunStatus
+from control_plane.runs.monitor import RunMonitor
+from control_plane.runs.queue import RunQueue
+from control_plane.runs.reporter_servicer import RunReporterServicer
+from control_plane.runs.reports import AppliedReports, RunReport, RunReportHandler
+from control_plane.service import AssetPartitionStatusView, ControlPlaneService
+from control_plane.storage import BackfillStore, Database, RunEventStore, RunStore
+from control_plane.views import BackfillPlanView, BackfillView, CodeLocationView, LaunchOptions
+from launcher.base import RunLauncher
+from launcher.local import LocalProcessLauncher
+from partita.controlplane.v1 import (
+    control_plane_pb2,
+    control_plane_pb2_grpc,
+    run_reporter_pb2,
+    run_reporter_pb2_grpc,
+)
+
+logger = logging.getLogger("partita.control_plane")
+
+DEFAULT_DATABASE_URL = "sqlite:///.partita/partita.db"
+DEFAULT_PORT = 3000
+
+
+@dataclass
+class ControlPlaneConfig:
+    database_url: str = DEFAULT_DATABASE_URL
+    #: Code location name -> code server address (HOST:PORT).
+    code_servers: Mapping[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    #: 0 picks a free port.
+    port: int = DEFAULT_PORT
+    #: Address run workers report to; defaults to host:port as bound.
+    advertised_address: str | None = None
+    max_concurrent_runs: int = 10
+    idle_seconds: float = 1.0
+    location_refresh_seconds: float = 5.0
+    monitor_seconds: float = 2.0
+    run_start_timeout: timedelta = timedelta(minutes=10)
+
+
+class ControlPlane(ControlPlaneService):
+    """The running control plane. ``start()`` serves; ``stop()`` stops serving (runs keep running)."""
+
+    def __init__(
+        self,
+        config: ControlPlaneConfig,
+        *,
+        launcher: RunLauncher | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self.daemon = Daemon(idle_seconds=config.idle_seconds)
+        self.database = Database.open(config.database_url)
+        self._backfills = BackfillStore(self.database)
+        self._runs = RunStore(self.database)
+        self._events = RunEventStore(self.database)
+        self.locations = CodeLocations(config.code_servers, clock=clock)
+        self.launcher = launcher or LocalProcessLauncher(on_output=self._record_output)
+        self._server = grpc.server(ThreadPoolExecutor(max_workers=32, thread_name_prefix="control-plane"))
+        self.port = self._server.add_insecure_port(f"{config.host}:{config.port}")
+        self.address = f"{config.host}:{self.port}"
+        self._changed = threading.Condition()
+        self._version = 0
+        self.reports = RunReportHandler(self.database, on_applied=self._on_reports_applied)
+        self.engine = BackfillEngine(self.database, self.locations, clock=clock, wake=self._wake)
+        self.queue = RunQueue(
+            self.database,
+            self.locations,
+            self.launcher,
+            control_plane_address=lambda: config.advertised_address or self.address,
+            max_concurrent_runs=config.max_concurrent_runs,
+            clock=clock,
+            on_launch_failed=lambda run, reason: self.reports.fail_run(run, reason, self._clock()),
+        )
+        self.monitor = RunMonitor(
+            self.database, self.launcher, self.reports, clock=clock, start_timeout=config.run_start_timeout
+        )
+        self.daemon.add_step("plan", self.engine.tick)
+        self.daemon.add_step("launch", self.queue.launch_queued)
+        self.daemon.add_periodic("locations", config.location_refresh_seconds, self._refresh_locations)
+        self.daemon.add_periodic("monitor", config.monitor_seconds, self.monitor.check)
+        self._register_services()
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.locations.refresh()
+        self.engine.note_all_running()
+        self._server.start()
+        self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        self.daemon.start()
+        self._wake()
+        logger.info("Control plane listening on %s", self.address)
+
+    def stop(self, grace: float = 5.0) -> None:
+        self._health.enter_graceful_shutdown()
+        self.daemon.stop()
+        self._server.stop(grace).wait()
+        self.launcher.close()
+        self.locations.close()
+        self.database.dispose()
+
+    def wait_until_idle(self, timeout: float = 30.0) -> None:
+        """For tests and tools: tick until no planning is pending (the daemon keeps running)."""
+        deadline = time.monotonic() + timeout
+        while self.engine.has_pending_work and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def _register_services(self) -> None:
+        from control_plane.api.servicer import ControlPlaneServicer
+
+        control_plane_pb2_grpc.add_ControlPlaneServicer_to_server(ControlPlaneServicer(self), self._server)
+        run_reporter_pb2_grpc.add_RunReporterServicer_to_server(
+            RunReporterServicer(self.report), self._server
+        )
+        self._health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        services = (
+            control_plane_pb2.DESCRIPTOR.services_by_name["ControlPlane"].full_name,
+            run_reporter_pb2.DESCRIPTOR.services_by_name["RunReporter"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(services, self._server)
+
+    def _wake(self) -> None:
+        self.daemon.wake()
+        with self._changed:
+            self._version += 1
+            self._changed.notify_all()
+
+    def _refresh_locations(self) -> None:
+        changed = self.locations.refresh()
+        if any(changed.values()):
+            self.engine.note_all_running()
+
+    def _record_output(self, run_id: str, line: str) -> None:
+        self._events.append(run_id, [("stdout", line, None)])
+
+    # --- reports ------------------------------------------------------------------------------------
+
+    def report(self, reports: list[RunReport]) -> AppliedReports:
+        return self.reports.apply(reports)
+
+    def _on_reports_applied(self, applied: AppliedReports) -> None:
+        for backfill_id, changes in applied.changes.items():
+            self.engine.note_changes(backfill_id, changes)
+        for run_id in applied.finished_runs:
+            run = self._runs.get(run_id)
+            if run is not None and run.backfill_id:
+                self.engine.note_changes(run.backfill_id, {})
+        self._wake()
+
+    # --- backfills ------------------------------------------------------------------------------------
+
+    def launch_backfill(
+        self, spec: BackfillRequestSpec, options: LaunchOptions
+    ) -> BackfillView | BackfillPlanView:
+        launched = self.engine.launch(spec, options)
+        if isinstance(launched, BackfillPlanView):
+            return launched
+        return self.get_backfill(launched)
+
+    def get_backfill(self, backfill_id: str) -> BackfillView:
+        record = self._backfills.get(backfill_id)
+        if record is None:
+            raise BackfillNotFound(
+                f"No backfill with id {backfill_id!r}; list them with `partita backfill list`."
+            )
+        return BackfillView(
+            record=record,
+            request=self._backfills.get_request(backfill_id),
+            counts=self._backfills.partition_counts(backfill_id),
+        )
+
+    def list_backfills(
+        self,
+        *,
+        statuses: Sequence[BackfillStatus] = (),
+        tags: Mapping[str, str] | None = None,
+        location: str | None = None,
+        limit: int = 100,
+        created_before: datetime | None = None,
+    ) -> list[BackfillView]:
+        records = self._backfills.list(
+            statuses=list(statuses) or None,
+            tags=tags,
+            location=location,
+            limit=limit,
+            before_created_at=created_before,
+        )
+        return [
+            BackfillView(
+                record=record,
+                request=self._backfills.get_request(record.id),
+                counts=self._backfills.partition_counts(record.id),
+            )
+            for record in records
+        ]
+
+    def cancel_backfill(self, backfill_id: str) -> BackfillView:
+        active = self.engine.begin_cancel(backfill_id)
+        now = self._clock()
+        for run in active:
+            self._terminate(run, now)
+        self.engine.check_completion(backfill_id)
+        self._wake()
+        return self.get_backfill(backfill_id)
+
+    def retry_backfill(self, backfill_id: str) -> tuple[BackfillView, int]:
+        requeued = self.engine.retry(backfill_id)
+        return self.get_backfill(backfill_id), requeued
+
+    def pause_backfill(self, backfill_id: str) -> BackfillView:
+        self.engine.pause(backfill_id)
+        self._wake()
+        return self.get_backfill(backfill_id)
+
+    def resume_backfill(self, backfill_id: str) -> BackfillView:
+        self.engine.resume(backfill_id)
+        return self.get_backfill(backfill_id)
+
+    def update_backfill_limits(
+        self, backfill_id: str, *, max_concurrent_runs: int | None = None, priority: int | None = None
+    ) -> BackfillView:
+        self.engine.update_limits(backfill_id, max_concurrent_runs=max_concurrent_runs, priority=priority)
+        return self.get_backfill(backfill_id)
+
+    def watch_backfill(self, backfill_id: str, *, poll_seconds: float = 5.0) -> Iterator[BackfillView]:
+        view = self.get_backfill(backfill_id)
+        yield view
+        while not view.record.status.is_terminal:
+            with self._changed:
+                version = self._version
+                self._changed.wait_for(lambda: self._version != version, timeout=poll_seconds)
+            time.sleep(0.05)  # coalesce bursts of changes into one update
+            latest = self.get_backfill(backfill_id)
+            if latest != view:
+                view = latest
+                yield view
+
+    # --- runs -----------------------------------------------------------------------------------------
+
+    def list_runs(
+        self,
+        *,
+        backfill_id: str | None = None,
+        statuses: Sequence[RunStatus] = (),
+        tags: Mapping[str, str] | None = None,
+        include_backfill_runs: bool = True,
+        location: str | None = None,
+        limit: int = 100,
+        created_before: datetime | None = None,
+    ) -> list[RunRecord]:
+        return self._runs.list(
+            backfill_id=backfill_id,
+            statuses=list(statuses) or None,
+            tags=tags,
+            include_backfill_runs=include_backfill_runs,
+            location=location,
+            limit=limit,
+            before=created_before,
+        )
+
+    def get_run(self, run_id: str) -> RunRecord:
+        run = self._runs.get(run_id)
+        if run is None:
+            raise RunNotFound(f"No run with id {run_id!r}; list them with `partita runs list`.")
+        return run
+
+    def terminate_run(self, run_id: str) -> RunRecord:
+        run = self.get_run(run_id)
+        if run.status.is_terminal:
+            raise InvalidStateTransition(f"Run {run_id} already ended ({run.status.value}).")
+        self._terminate(run, self._clock())
+        self._wake()
+        return self.get_run(run_id)
+
+    def _terminate(self, run: RunRecord, now: datetime) -> None:
+        """Stop the run's process or Job and record it as canceled, with its open partitions."""
+        if run.status is RunStatus.QUEUED:
+            self._runs.update_status(run.id, RunStatus.CANCELED, ended_at=now, only_from=(RunStatus.QUEUED,))
+        else:
+            self._runs.update_status(
+                run.id, RunStatus.CANCELING, only_from=(RunStatus.STARTING, RunStatus.STARTED)
+            )
+            if run.launcher_handle:
+                self.launcher.terminate(run.id, run.launcher_handle)
+            self._runs.update_status(
+                run.id,
+                RunStatus.CANCELED,
+                ended_at=now,
+                only_from=(RunStatus.CANCELING, RunStatus.STARTING, RunStatus.STARTED),
+            )
+        self._events.append(run.id, [("control_plane", "Run canceled", None)])
+        self.reports.cancel_open_partitions(run)
+
+    def run_logs(self, run_id: str, *, after_sequence: int = 0, limit: int = 1000) -> list[RunEventRecord]:
+        self.get_run(run_id)
+        return self._events.list(run_id, after_sequence=after_sequence, limit=limit)
+
+    # --- assets and locations ---------------------------------------------------------------------------
+
+    def asset_partition_status(
+        self, location: str, asset_key: AssetKey, partition_range: PartitionKeyRange | None = None
+    ) -> AssetPartitionStatusView:
+        graph = self.locations.graph(location)
+        return asset_partition_status(self.database, graph.node(asset_key), partition_range, self._clock())
+
+    def code_locations(self) -> list[CodeLocationView]:
+        return self.locations.views()

@@ -1,0 +1,369 @@
+"""The backfill engine: launch, plan on every outcome, and cancel, retry, pause and resume.
+
+Planning is single-threaded: API calls and run reports *note* what changed and wake the daemon,
+whose ``tick`` plans each noted backfill. A restart notes every running backfill for a full plan,
+so nothing noted before a crash is lost; partitions are assigned to runs in the same transaction
+that creates the runs, so nothing is planned twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Collection, Mapping
+from datetime import datetime
+
+from code_server.asset_key import AssetKey
+from code_server.wire.automation import BackfillRequestSpec
+from control_plane.backfills.planning import BackfillPlan, BackfillPlanner
+from control_plane.backfills.readiness import InMemoryPartitionRows
+from control_plane.backfills.run_planning import PlannedRun
+from control_plane.backfills.targets import resolve_target
+from control_plane.errors import BackfillNotFound, InvalidStateTransition, LocationUnavailable
+from control_plane.locations import CodeLocations
+from control_plane.records import (
+    BackfillPartition,
+    BackfillRecord,
+    BackfillStatus,
+    PartitionStatus,
+    RunRecord,
+    RunStatus,
+)
+from control_plane.storage import BackfillStore, Database, RunStore
+from control_plane.views import BackfillPlanView, LaunchOptions, PlannedRunView
+
+logger = logging.getLogger("partita.control_plane.backfills")
+
+BACKFILL_ID_TAG = "partita/backfill_id"
+_UNFINISHED_PARTITIONS = (PartitionStatus.PENDING, PartitionStatus.QUEUED, PartitionStatus.RUNNING)
+_UNFINISHED_RUNS = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:20]
+
+
+class StoredPartitionRows:
+    """Partition rows read from storage as the planner asks for them."""
+
+    def __init__(self, backfills: BackfillStore, backfill_id: str) -> None:
+        self._backfills = backfills
+        self._backfill_id = backfill_id
+
+    def rows(
+        self, asset_key: AssetKey, partition_keys: Collection[str] | None
+    ) -> Mapping[str, tuple[PartitionStatus, int]]:
+        if partition_keys is not None and not partition_keys:
+            return {}
+        rows = self._backfills.partitions(
+            self._backfill_id,
+            asset_key=asset_key,
+            partition_keys=None if partition_keys is None else list(partition_keys),
+        )
+        return {row.partition_key: (row.status, row.position) for row in rows}
+
+
+class BackfillEngine:
+    def __init__(
+        self,
+        database: Database,
+        locations: CodeLocations,
+        *,
+        clock: Callable[[], datetime],
+        wake: Callable[[], None],
+    ) -> None:
+        self._database = database
+        self._backfills = BackfillStore(database)
+        self._runs = RunStore(database)
+        self._locations = locations
+        self._clock = clock
+        self._wake = wake
+        self._lock = threading.Lock()
+        self._changes: dict[str, dict[AssetKey, set[str]]] = {}
+        self._full_plans: set[str] = set()
+
+    # --- launching ------------------------------------------------------------------------------
+
+    def launch(self, spec: BackfillRequestSpec, options: LaunchOptions) -> str | BackfillPlanView:
+        """Store the backfill and queue its first runs in one transaction; a dry run writes nothing."""
+        graph = self._locations.graph(options.location)
+        now = self._clock()
+        target = resolve_target(graph, spec, now)
+        planner = BackfillPlanner(graph, target.asset_keys)
+        rows = {
+            key: {
+                partition_key: (PartitionStatus.PENDING, position) for partition_key, position in partitions
+            }
+            for key, partitions in target.partitions.items()
+        }
+        plan = planner.plan_everything(InMemoryPartitionRows(rows))
+        if options.dry_run:
+            return BackfillPlanView(
+                partitions_by_asset={
+                    key: tuple(k for k, _ in parts) for key, parts in target.partitions.items()
+                },
+                runs=tuple(PlannedRunView(run.asset_keys, run.partition_range) for run in plan.runs),
+                partition_count=target.partition_count,
+            )
+        backfill_id = new_id()
+        record = BackfillRecord(
+            id=backfill_id,
+            status=BackfillStatus.RUNNING,
+            location=options.location,
+            asset_keys=target.asset_keys,
+            created_at=now,
+            updated_at=now,
+            title=options.title,
+            description=options.description,
+            tags=dict(options.tags),
+            max_concurrent_runs=options.max_concurrent_runs or None,
+            priority=options.priority,
+            origin=options.origin,
+        )
+        runs = self._run_records(record, plan.runs, now)
+        run_of = {
+            (asset_key, partition_key): run.id
+            for run, planned in zip(runs, plan.runs, strict=True)
+            for asset_key in planned.asset_keys
+            for partition_key in planned.partition_keys
+        }
+        partitions = [
+            BackfillPartition(
+                backfill_id=backfill_id,
+                asset_key=asset_key,
+                partition_key=partition_key,
+                position=position,
+                status=PartitionStatus.QUEUED
+                if (asset_key, partition_key) in run_of
+                else PartitionStatus.PENDING,
+                run_id=run_of.get((asset_key, partition_key)),
+            )
+            for asset_key, keyed in target.partitions.items()
+            for partition_key, position in keyed
+        ]
+        with self._database.transaction() as connection:
+            self._backfills.create(record, partitions, request=spec, connection=connection)
+            self._runs.create_many(runs, connection=connection)
+        logger.info(
+            "Launched backfill %s: %d partitions of %d assets, %d runs queued",
+            backfill_id,
+            target.partition_count,
+            len(target.asset_keys),
+            len(runs),
+        )
+        self._wake()
+        return backfill_id
+
+    def _run_records(
+        self, backfill: BackfillRecord, planned: list[PlannedRun], now: datetime
+    ) -> list[RunRecord]:
+        tags = {**backfill.tags, BACKFILL_ID_TAG: backfill.id}
+        return [
+            RunRecord(
+                id=new_id(),
+                location=backfill.location,
+                asset_keys=run.asset_keys,
+                status=RunStatus.QUEUED,
+                created_at=now,
+                updated_at=now,
+                backfill_id=backfill.id,
+                partition_range=run.partition_range,
+                partition_count=len(run.partition_keys),
+                tags=tags,
+                priority=backfill.priority,
+            )
+            for run in planned
+        ]
+
+    # --- noting and planning ----------------------------------------------------------------------
+
+    def note_changes(self, backfill_id: str, changes: Mapping[AssetKey, Collection[str]]) -> None:
+        with self._lock:
+            noted = self._changes.setdefault(backfill_id, {})
+            for asset_key, keys in changes.items():
+                noted.setdefault(asset_key, set()).update(keys)
+        self._wake()
+
+    def note_full_plan(self, backfill_id: str) -> None:
+        with self._lock:
+            self._full_plans.add(backfill_id)
+        self._wake()
+
+    def note_all_running(self) -> None:
+        """After a restart: plan every running backfill from its stored rows."""
+        for backfill in self._backfills.list(statuses=[BackfillStatus.RUNNING], limit=100_000):
+            self.note_full_plan(backfill.id)
+
+    def tick(self) -> int:
+        """Plan every noted backfill; returns how many runs were queued."""
+        with self._lock:
+            changes, self._changes = self._changes, {}
+            full_plans, self._full_plans = self._full_plans, set()
+        queued = 0
+        for backfill_id in sorted(full_plans | set(changes)):
+            try:
+                queued += self._plan(backfill_id, None if backfill_id in full_plans else changes[backfill_id])
+            except LocationUnavailable as unavailable:
+                # Keep the work: it is planned again once the location is back.
+                logger.warning("Backfill %s waits for its code location: %s", backfill_id, unavailable)
+                with self._lock:
+                    self._full_plans.add(backfill_id)
+            except Exception:
+                logger.exception("Planning backfill %s failed; it will be planned again", backfill_id)
+                with self._lock:
+                    self._full_plans.add(backfill_id)
+            self.check_completion(backfill_id)
+        return queued
+
+    @property
+    def has_pending_work(self) -> bool:
+        with self._lock:
+            return bool(self._changes or self._full_plans)
+
+    def _plan(self, backfill_id: str, changes: Mapping[AssetKey, Collection[str]] | None) -> int:
+        record = self._backfills.get(backfill_id)
+        if record is None or record.status is not BackfillStatus.RUNNING:
+            return 0
+        graph = self._locations.graph(record.location)
+        present = [key for key in record.asset_keys if key in graph]
+        planner = BackfillPlanner(graph, present)
+        rows = StoredPartitionRows(self._backfills, backfill_id)
+        plan = planner.plan_everything(rows) if changes is None else planner.plan_changes(changes, rows)
+        return self._save_plan(record, plan)
+
+    def _save_plan(self, record: BackfillRecord, plan: BackfillPlan) -> int:
+        if not plan.runs and not plan.upstream_failed:
+            return 0
+        now = self._clock()
+        runs = self._run_records(record, plan.runs, now)
+        assignments = [
+            (asset_key, partition_key, run.id)
+            for run, planned in zip(runs, plan.runs, strict=True)
+            for asset_key in planned.asset_keys
+            for partition_key in planned.partition_keys
+        ]
+        with self._database.transaction() as connection:
+            for asset_key, keys in plan.upstream_failed.items():
+                self._backfills.set_partition_status(
+                    record.id,
+                    asset_key,
+                    keys,
+                    PartitionStatus.UPSTREAM_FAILED,
+                    only_from=(PartitionStatus.PENDING,),
+                    connection=connection,
+                )
+            self._runs.create_many(runs, connection=connection)
+            self._backfills.assign_runs(record.id, assignments, connection=connection)
+        if plan.upstream_failed:
+            # Downstream of these there may be more to fail (in other backfill units).
+            self.note_changes(record.id, {key: keys for key, keys in plan.upstream_failed.items()})
+        if runs:
+            self._wake()
+        return len(runs)
+
+    def check_completion(self, backfill_id: str) -> BackfillStatus | None:
+        """End the backfill when nothing is left to run; returns the final status if it ended."""
+        record = self._backfills.get(backfill_id)
+        if record is None or record.status not in (BackfillStatus.RUNNING, BackfillStatus.CANCELING):
+            return None
+        if self._runs.count(backfill_id=backfill_id, statuses=_UNFINISHED_RUNS):
+            return None
+        if record.status is BackfillStatus.CANCELING:
+            final = BackfillStatus.CANCELED
+        else:
+            if self._backfills.count_partitions(backfill_id, statuses=_UNFINISHED_PARTITIONS):
+                if not self.has_pending_work:
+                    # Nothing runs, yet partitions wait: plan them from storage (a safety net).
+                    self.note_full_plan(backfill_id)
+                return None
+            counts = self._backfills.partition_counts(backfill_id)
+            failed = any(
+                status is not PartitionStatus.MATERIALIZED and count
+                for per_asset in counts.values()
+                for status, count in per_asset.items()
+            )
+            final = BackfillStatus.COMPLETED_FAILED if failed else BackfillStatus.COMPLETED_SUCCESS
+        self._backfills.update_status(backfill_id, final, ended_at=self._clock())
+        logger.info("Backfill %s ended: %s", backfill_id, final.value)
+        return final
+
+    # --- operator actions -------------------------------------------------------------------------
+
+    def retry(self, backfill_id: str) -> int:
+        """Re-queue failed and upstream-failed partitions in the same backfill; materialized ones stay."""
+        record = self._require(backfill_id)
+        if record.status in (BackfillStatus.CANCELING,):
+            raise InvalidStateTransition(f"Backfill {backfill_id} is being canceled; wait, then retry.")
+        with self._database.transaction() as connection:
+            requeued = self._backfills.reset_partitions(
+                backfill_id,
+                from_statuses=(
+                    PartitionStatus.FAILED,
+                    PartitionStatus.UPSTREAM_FAILED,
+                    PartitionStatus.CANCELED,
+                ),
+                connection=connection,
+            )
+            if requeued:
+                self._backfills.update_status(
+                    backfill_id, BackfillStatus.RUNNING, clear_ended_at=True, connection=connection
+                )
+        if requeued:
+            self.note_full_plan(backfill_id)
+        return requeued
+
+    def pause(self, backfill_id: str) -> None:
+        record = self._require(backfill_id)
+        if record.status is not BackfillStatus.RUNNING:
+            raise InvalidStateTransition(
+                f"Backfill {backfill_id} is {record.status.value}; only a running backfill pauses."
+            )
+        self._backfills.update_status(backfill_id, BackfillStatus.PAUSED)
+
+    def resume(self, backfill_id: str) -> None:
+        record = self._require(backfill_id)
+        if record.status is not BackfillStatus.PAUSED:
+            raise InvalidStateTransition(
+                f"Backfill {backfill_id} is {record.status.value}; only a paused backfill resumes."
+            )
+        self._backfills.update_status(backfill_id, BackfillStatus.RUNNING)
+        self.note_full_plan(backfill_id)
+
+    def begin_cancel(self, backfill_id: str) -> list[RunRecord]:
+        """Stop submitting: queued runs and unstarted partitions are canceled at once.
+
+        Returns the active runs, which the caller terminates; the backfill ends as canceled when
+        the last of them has stopped.
+        """
+        record = self._require(backfill_id)
+        if record.status.is_terminal:
+            raise InvalidStateTransition(f"Backfill {backfill_id} already ended ({record.status.value}).")
+        now = self._clock()
+        with self._database.transaction() as connection:
+            self._backfills.update_status(backfill_id, BackfillStatus.CANCELING, connection=connection)
+            self._runs.cancel_queued(backfill_id, ended_at=now, connection=connection)
+            self._backfills.set_partition_status(
+                backfill_id,
+                None,
+                None,
+                PartitionStatus.CANCELED,
+                only_from=(PartitionStatus.PENDING, PartitionStatus.QUEUED),
+                connection=connection,
+            )
+        return self._runs.list(backfill_id=backfill_id, statuses=list(_UNFINISHED_RUNS), limit=100_000)
+
+    def update_limits(
+        self, backfill_id: str, *, max_concurrent_runs: int | None, priority: int | None
+    ) -> None:
+        self._require(backfill_id)
+        self._backfills.update_limits(backfill_id, max_concurrent_runs=max_concurrent_runs, priority=priority)
+        if priority is not None:
+            self._runs.set_priority_of_queued(backfill_id, priority)
+        self._wake()
+
+    def _require(self, backfill_id: str) -> BackfillRecord:
+        record = self._backfills.get(backfill_id)
+        if record is None:
+            raise BackfillNotFound(f"No backfill with id {backfill_id!r}.")
+        return record

@@ -1,0 +1,80 @@
+"""``partita control-plane``: serve the control plane (API, planner, run queue, monitor)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from control_plane.app import DEFAULT_DATABASE_URL, DEFAULT_PORT, ControlPlane, ControlPlaneConfig
+
+DATABASE_ENV = "PARTITA_DATABASE_URL"
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("control-plane", help="Serve the control plane.", description=__doc__)
+    parser.add_argument(
+        "--db",
+        default=os.environ.get(DATABASE_ENV, DEFAULT_DATABASE_URL),
+        help=f"SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://... (or ${DATABASE_ENV})",
+    )
+    parser.add_argument(
+        "--code-server",
+        action="append",
+        default=[],
+        metavar="NAME=HOST:PORT",
+        help="a code location and its code server (repeatable)",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument(
+        "--advertised-address", help="HOST:PORT run workers report to (default: --host:--port)"
+    )
+    parser.add_argument("--launcher", choices=["local"], default="local", help="how runs start")
+    parser.add_argument("--max-concurrent-runs", type=int, default=10)
+    parser.set_defaults(handler=run_command)
+
+
+def parse_code_servers(values: list[str]) -> dict[str, str]:
+    servers: dict[str, str] = {}
+    for value in values:
+        name, sep, address = value.partition("=")
+        if not sep or not name or ":" not in address:
+            raise SystemExit(f"error: --code-server takes NAME=HOST:PORT, got {value!r}")
+        servers[name] = address
+    return servers
+
+
+def run_command(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    config = ControlPlaneConfig(
+        database_url=args.db,
+        code_servers=parse_code_servers(args.code_server),
+        host=args.host,
+        port=args.port,
+        advertised_address=args.advertised_address,
+        max_concurrent_runs=args.max_concurrent_runs,
+    )
+    control_plane = ControlPlane(config)
+    control_plane.start()
+    print(f"partita control-plane listening on {control_plane.address}", flush=True)
+    serve_until_signalled(control_plane)
+    return 0
+
+
+def serve_until_signalled(control_plane: ControlPlane) -> None:
+    stopped = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    stopped.wait()
+    control_plane.stop()

@@ -1,0 +1,72 @@
+"""The control plane's loop: plan what changed, launch what is queued, watch what runs.
+
+Woken at once by anything that changes work (a launch, a run's report, a limit change); otherwise
+it wakes every ``idle_seconds`` to ask code locations and launchers how things stand.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+logger = logging.getLogger("partita.control_plane.daemon")
+
+
+class Daemon:
+    def __init__(self, *, idle_seconds: float = 1.0) -> None:
+        self._steps: list[tuple[str, Callable[[], object]]] = []
+        self._periodic: list[tuple[str, float, Callable[[], object], list[float]]] = []
+        self._idle_seconds = idle_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ticks = 0
+
+    def add_step(self, name: str, step: Callable[[], object]) -> None:
+        """Run ``step`` on every tick, in the order added."""
+        self._steps.append((name, step))
+
+    def add_periodic(self, name: str, interval: float, step: Callable[[], object]) -> None:
+        """Run ``step`` on the first tick at least ``interval`` seconds after its last run."""
+        self._periodic.append((name, interval, step, [0.0]))
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="partita-daemon", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def tick(self) -> None:
+        """One pass: every step, then the periodic ones that are due. Errors are logged, never fatal."""
+        self.ticks += 1
+        for name, step in self._steps:
+            self._guarded(name, step)
+        now = time.monotonic()
+        for name, interval, step, last in self._periodic:
+            if now - last[0] >= interval:
+                last[0] = now
+                self._guarded(name, step)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._idle_seconds)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            self.tick()
+
+    @staticmethod
+    def _guarded(name: str, step: Callable[[], object]) -> None:
+        try:
+            step()
+        except Exception:
+            logger.exception("Daemon step %s failed; it runs again next tick", name)

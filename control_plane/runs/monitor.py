@@ -1,0 +1,62 @@
+"""The run monitor: asks the launcher about runs whose workers have not reported an end.
+
+A run whose process or Job vanished, or ended without saying how, is failed with the reason the
+launcher gives, and its open partitions become failed, so a retry picks them up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from control_plane.records import RunStatus
+from control_plane.runs.reports import RunReportHandler
+from control_plane.storage import Database, RunStore
+from launcher.base import RunLauncher, RunState
+
+logger = logging.getLogger("partita.control_plane.monitor")
+
+_WATCHED = (RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING)
+
+
+class RunMonitor:
+    def __init__(
+        self,
+        database: Database,
+        launcher: RunLauncher,
+        reports: RunReportHandler,
+        *,
+        clock: Callable[[], datetime],
+        start_timeout: timedelta = timedelta(minutes=10),
+    ) -> None:
+        self._runs = RunStore(database)
+        self._launcher = launcher
+        self._reports = reports
+        self._clock = clock
+        self._start_timeout = start_timeout
+
+    def check(self) -> int:
+        """Check every launched, unfinished run; returns how many were failed."""
+        failed = 0
+        now = self._clock()
+        for run in self._runs.list(statuses=list(_WATCHED), limit=100_000):
+            if not run.launcher_handle:
+                continue
+            health = self._launcher.check(run.id, run.launcher_handle)
+            reason: str | None = None
+            if health.state in (RunState.FAILED, RunState.NOT_FOUND):
+                reason = health.reason or f"The run's {self._launcher.kind} process is gone."
+            elif health.state is RunState.SUCCEEDED:
+                reason = "The run worker exited without reporting the outcome of every asset."
+            elif run.status is RunStatus.STARTING and now - run.updated_at > self._start_timeout:
+                reason = f"The run did not start within {self._start_timeout}."
+            if reason is None:
+                continue
+            latest = self._runs.get(run.id)
+            if latest is None or latest.status.is_terminal:
+                continue  # it reported its end while we looked
+            logger.warning("Failing run %s: %s", run.id, reason)
+            self._reports.fail_run(latest, reason, now)
+            failed += 1
+        return failed

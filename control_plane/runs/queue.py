@@ -1,0 +1,114 @@
+"""The run queue: launch queued runs within the global and per-backfill limits, by priority, fairly.
+
+Fair: at equal priority, backfills take turns (one run each, round robin), so a large backfill
+launched first does not hold every slot while a small one waits. Cost per call grows with the
+runs launched and the number of running backfills, not with the size of any backfill.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from control_plane.locations import CodeLocations
+from control_plane.records import BackfillStatus, RunRecord, RunStatus
+from control_plane.storage import BackfillStore, Database, RunEventStore, RunStore
+from launcher.base import LaunchRequest, RunLauncher
+
+logger = logging.getLogger("partita.control_plane.queue")
+
+
+class RunQueue:
+    def __init__(
+        self,
+        database: Database,
+        locations: CodeLocations,
+        launcher: RunLauncher,
+        *,
+        control_plane_address: Callable[[], str],
+        max_concurrent_runs: int,
+        clock: Callable[[], datetime],
+        on_launch_failed: Callable[[RunRecord, str], object],
+    ) -> None:
+        self._runs = RunStore(database)
+        self._backfills = BackfillStore(database)
+        self._events = RunEventStore(database)
+        self._locations = locations
+        self._launcher = launcher
+        self._address = control_plane_address
+        self.max_concurrent_runs = max_concurrent_runs
+        self._clock = clock
+        self._on_launch_failed = on_launch_failed
+
+    def launch_queued(self) -> int:
+        """Launch as many queued runs as the limits allow; returns how many were launched."""
+        total_active, active_by_backfill = self._runs.active_counts()
+        free = self.max_concurrent_runs - total_active
+        if free <= 0:
+            return 0
+        launched = 0
+        for run in self._next_runs(free, active_by_backfill):
+            if self._launch(run):
+                launched += 1
+        return launched
+
+    def _next_runs(self, free: int, active_by_backfill: dict[str, int]) -> list[RunRecord]:
+        """Up to ``free`` queued runs: highest priority first, backfills taking turns within a priority."""
+        queues: dict[int, list[list[RunRecord]]] = {}
+        standalone = self._runs.queued_runs(limit=free, backfill_id=None, standalone_only=True)
+        for run in standalone:
+            queues.setdefault(run.priority, []).append([run])
+        for backfill in self._backfills.list(statuses=[BackfillStatus.RUNNING], limit=10_000):
+            slots = free
+            if backfill.max_concurrent_runs:
+                slots = min(slots, backfill.max_concurrent_runs - active_by_backfill.get(backfill.id, 0))
+            if slots <= 0:
+                continue
+            runs = self._runs.queued_runs(limit=slots, backfill_id=backfill.id)
+            if runs:
+                queues.setdefault(backfill.priority, []).append(runs)
+        chosen: list[RunRecord] = []
+        for priority in sorted(queues, reverse=True):
+            for run in _round_robin(queues[priority]):
+                if len(chosen) == free:
+                    return chosen
+                chosen.append(run)
+        return chosen
+
+    def _launch(self, run: RunRecord) -> bool:
+        if not self._runs.update_status(run.id, RunStatus.STARTING, only_from=(RunStatus.QUEUED,)):
+            return False  # canceled or taken meanwhile
+        try:
+            target = self._locations.launch_target(run.location)
+            request = LaunchRequest(
+                run_id=run.id,
+                location=target,
+                asset_keys=run.asset_keys,
+                partition_range=run.partition_range,
+                control_plane_address=self._address(),
+                backfill_id=run.backfill_id,
+                tags=run.tags,
+            )
+            handle = self._launcher.launch(request)
+        except Exception as error:  # a launch failure fails this run, never the loop
+            reason = f"Could not launch run: {error}"
+            logger.warning("Run %s: %s", run.id, reason)
+            self._on_launch_failed(run, reason)
+            return False
+        self._runs.update_status(
+            run.id,
+            RunStatus.STARTING,
+            launcher_kind=self._launcher.kind,
+            launcher_handle=handle,
+            only_from=(RunStatus.STARTING,),
+        )
+        self._events.append(
+            run.id, [("control_plane", f"Launched by the {self._launcher.kind} launcher ({handle})", None)]
+        )
+        return True
+
+
+def _round_robin(queues: list[list[RunRecord]]) -> list[RunRecord]:
+    return [run for group in itertools.zip_longest(*queues) for run in group if run is not None]

@@ -1,0 +1,226 @@
+"""Apply what run workers report: run and partition statuses, logs, and changes for the planner.
+
+Reports may repeat (a worker retries while the control plane restarts): each event is applied once,
+recognized by (run id, worker id, sequence), and status updates only move forward.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from code_server.asset_key import AssetKey
+from control_plane.records import PartitionStatus, RunRecord, RunStatus
+from control_plane.storage import AssetStatusStore, BackfillStore, Database, RunEventStore, RunStore
+
+logger = logging.getLogger("partita.control_plane.reports")
+
+#: Partition statuses a report may move on from. A late "materialized" still wins over a cancel.
+_OPEN = (PartitionStatus.PENDING, PartitionStatus.QUEUED, PartitionStatus.RUNNING, PartitionStatus.CANCELED)
+
+
+@dataclass(frozen=True, slots=True)
+class RunStartedReport:
+    run_id: str
+    event_id: str
+    timestamp: datetime
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionOutcomeReport:
+    run_id: str
+    event_id: str
+    timestamp: datetime
+    asset_key: AssetKey
+    materialized: bool
+    upstream_failed: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinishedReport:
+    run_id: str
+    event_id: str
+    timestamp: datetime
+    success: bool
+    error: str | None = None
+
+
+RunReport = RunStartedReport | PartitionOutcomeReport | RunFinishedReport
+
+
+@dataclass
+class AppliedReports:
+    accepted: int = 0
+    duplicates: int = 0
+    #: Partitions that reached a final status, per backfill, for the planner.
+    changes: dict[str, dict[AssetKey, list[str]]] = field(default_factory=dict)
+    #: Runs that ended, so limits free up.
+    finished_runs: list[str] = field(default_factory=list)
+    run_statuses: dict[str, RunStatus] = field(default_factory=dict)
+
+
+class RunReportHandler:
+    """Applies reports in order, each in its own transaction."""
+
+    def __init__(self, database: Database, *, on_applied: Callable[[AppliedReports], None]) -> None:
+        self._runs = RunStore(database)
+        self._backfills = BackfillStore(database)
+        self._asset_status = AssetStatusStore(database)
+        self._events = RunEventStore(database)
+        self._on_applied = on_applied
+
+    def apply(self, reports: Sequence[RunReport]) -> AppliedReports:
+        applied = AppliedReports()
+        for report in reports:
+            if not self._events.mark_reported(report.run_id, report.event_id):
+                applied.duplicates += 1
+                continue
+            run = self._runs.get(report.run_id)
+            if run is None:
+                logger.warning("Report for unknown run %s ignored", report.run_id)
+                continue
+            applied.accepted += 1
+            if isinstance(report, RunStartedReport):
+                self._started(run, report)
+            elif isinstance(report, PartitionOutcomeReport):
+                self._partition_outcome(run, report, applied)
+            else:
+                self._finished(run, report, applied)
+            latest = self._runs.get(run.id)
+            if latest is not None:
+                applied.run_statuses[run.id] = latest.status
+        if applied.accepted:
+            self._on_applied(applied)
+        return applied
+
+    def fail_run(
+        self, run: RunRecord, reason: str, now: datetime, applied: AppliedReports | None = None
+    ) -> AppliedReports:
+        """Fail a run the worker cannot report on (process gone, Job deleted): its open partitions fail too."""
+        applied = applied or AppliedReports()
+        if self._runs.update_status(
+            run.id, RunStatus.FAILURE, error=reason, ended_at=now, only_from=_UNFINISHED_RUN_STATUSES
+        ):
+            self._events.append(run.id, [("control_plane", f"Run failed: {reason}", None)])
+            self._fail_open_partitions(run, reason, applied)
+            applied.finished_runs.append(run.id)
+            applied.run_statuses[run.id] = RunStatus.FAILURE
+            self._on_applied(applied)
+        return applied
+
+    def cancel_open_partitions(self, run: RunRecord) -> None:
+        """A canceled run's partitions that had not finished are canceled too."""
+        if run.backfill_id:
+            self._backfills.set_status_for_run(
+                run.id, PartitionStatus.CANCELED, only_from=(PartitionStatus.QUEUED, PartitionStatus.RUNNING)
+            )
+
+    def _started(self, run: RunRecord, report: RunStartedReport) -> None:
+        self._runs.update_status(
+            run.id,
+            RunStatus.STARTED,
+            started_at=report.timestamp,
+            only_from=(RunStatus.QUEUED, RunStatus.STARTING),
+        )
+        if run.backfill_id:
+            self._backfills.set_status_for_run(
+                run.id, PartitionStatus.RUNNING, only_from=(PartitionStatus.QUEUED,)
+            )
+        self._events.append(run.id, [("run_started", f"Run started {report.detail}".strip(), None)])
+
+    def _partition_outcome(
+        self, run: RunRecord, report: PartitionOutcomeReport, applied: AppliedReports
+    ) -> None:
+        if report.materialized:
+            status, message = PartitionStatus.MATERIALIZED, "Materialized"
+        elif report.upstream_failed:
+            status, message = PartitionStatus.UPSTREAM_FAILED, report.error or "Upstream failed"
+        else:
+            status, message = PartitionStatus.FAILED, report.error or "Failed"
+        range_text = str(run.partition_range) if run.partition_range else "(unpartitioned)"
+        self._events.append(
+            run.id,
+            [
+                (
+                    f"partition_{status.value}",
+                    f"{report.asset_key.to_user_string()} {range_text}: {message}",
+                    report.asset_key,
+                )
+            ],
+        )
+        keys = self._partition_keys_of(run, report.asset_key)
+        if status is not PartitionStatus.UPSTREAM_FAILED:
+            self._asset_status.upsert(report.asset_key, keys, status, run.id)
+        if run.backfill_id:
+            self._backfills.set_status_for_run(run.id, status, asset_key=report.asset_key, only_from=_OPEN)
+            applied.changes.setdefault(run.backfill_id, {}).setdefault(report.asset_key, []).extend(keys)
+
+    def _finished(self, run: RunRecord, report: RunFinishedReport, applied: AppliedReports) -> None:
+        status = RunStatus.SUCCESS if report.success else RunStatus.FAILURE
+        error = report.error if report.success or report.error else self._first_asset_failure(run.id)
+        # A run being canceled ends as canceled, whatever it says.
+        if run.status in (RunStatus.CANCELING, RunStatus.CANCELED):
+            status = RunStatus.CANCELED
+        self._runs.update_status(
+            run.id, status, error=error, ended_at=report.timestamp, only_from=_UNFINISHED_RUN_STATUSES
+        )
+        self._events.append(
+            run.id,
+            [
+                (
+                    "run_finished",
+                    f"Run finished: {status.value}" + (f": {error}" if error else ""),
+                    None,
+                )
+            ],
+        )
+        if not report.success:
+            self._fail_open_partitions(
+                run, report.error or "The run ended before this partition finished.", applied
+            )
+        applied.finished_runs.append(run.id)
+
+    def _first_asset_failure(self, run_id: str) -> str | None:
+        """``asset: Error: message`` of the first asset that failed in the run, from its event log."""
+        for event in self._events.list(run_id, limit=10_000):
+            if event.kind == f"partition_{PartitionStatus.FAILED.value}" and event.asset_key is not None:
+                summary = event.message.split(": ", 1)[-1].splitlines()[0]
+                return f"{event.asset_key.to_user_string()}: {summary}"
+        return None
+
+    def _fail_open_partitions(self, run: RunRecord, reason: str, applied: AppliedReports) -> None:
+        if not run.backfill_id:
+            return
+        open_rows = [
+            row
+            for row in self._backfills.partitions_of_run(run.id)
+            if row.status in (PartitionStatus.QUEUED, PartitionStatus.RUNNING)
+        ]
+        if not open_rows:
+            return
+        self._backfills.set_status_for_run(
+            run.id, PartitionStatus.FAILED, only_from=(PartitionStatus.QUEUED, PartitionStatus.RUNNING)
+        )
+        by_asset: dict[AssetKey, list[str]] = {}
+        for row in open_rows:
+            by_asset.setdefault(row.asset_key, []).append(row.partition_key)
+        for asset_key, keys in by_asset.items():
+            self._asset_status.upsert(asset_key, keys, PartitionStatus.FAILED, run.id)
+            applied.changes.setdefault(run.backfill_id, {}).setdefault(asset_key, []).extend(keys)
+
+    def _partition_keys_of(self, run: RunRecord, asset_key: AssetKey) -> list[str]:
+        if run.backfill_id:
+            return [
+                row.partition_key
+                for row in self._backfills.partitions_of_run(run.id)
+                if row.asset_key == asset_key
+            ]
+        # Runs outside backfills (a sensor's RunRequest) have one partition key at most.
+        return [run.partition_range.start] if run.partition_range is not None else [""]
+
+
+_UNFINISHED_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING)

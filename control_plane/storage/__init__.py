@@ -1,0 +1,29 @@
+"""The control plane's storage: SQLAlchemy Core on SQLite (embedded) or PostgreSQL (production)."""
+
+from control_plane.storage.asset_status import AssetStatusStore
+from control_plane.storage.backfills import BackfillStore
+from control_plane.storage.cursors import DaemonCursorStore
+from control_plane.storage.database import Database
+from control_plane.storage.errors import (
+    BackfillAlreadyExists,
+    NotFound,
+    RunAlreadyExists,
+    RunKeyAlreadyUsed,
+    StorageError,
+)
+from control_plane.storage.run_events import RunEventStore
+from control_plane.storage.runs import RunStore
+
+__all__ = [
+    "AssetStatusStore",
+    "BackfillAlreadyExists",
+    "BackfillStore",
+    "DaemonCursorStore",
+    "Database",
+    "NotFound",
+    "RunAlreadyExists",
+    "RunEventStore",
+    "RunKeyAlreadyUsed",
+    "RunStore",
+    "StorageError",
+]

@@ -1,0 +1,86 @@
+"""Each run's event log (worker events, output lines, control-plane notes) and report deduplication."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from code_server.asset_key import AssetKey
+from control_plane.records import RunEventRecord
+from control_plane.storage._sql import key_of, key_text
+from control_plane.storage.database import Database
+from control_plane.storage.schema import reported_events, run_events
+
+_ATTEMPTS = 5
+
+
+class RunEventStore:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def append(self, run_id: str, events: Sequence[tuple[str, str, AssetKey | None]]) -> None:
+        """Append (kind, message, asset) entries with the next sequence numbers.
+
+        Sequences come from max+1 inside the inserting transaction; a concurrent writer that took
+        the same numbers makes the insert fail, and it is tried again.
+        """
+        if not events:
+            return
+        now = self._database.clock()
+        for attempt in range(_ATTEMPTS):
+            try:
+                with self._database.transaction() as conn:
+                    last = conn.execute(
+                        select(func.coalesce(func.max(run_events.c.sequence), 0)).where(
+                            run_events.c.run_id == run_id
+                        )
+                    ).scalar_one()
+                    conn.execute(
+                        insert(run_events),
+                        [
+                            {
+                                "run_id": run_id,
+                                "sequence": last + index + 1,
+                                "timestamp": now,
+                                "kind": kind,
+                                "asset_key": key_text(asset) if asset else None,
+                                "message": message,
+                            }
+                            for index, (kind, message, asset) in enumerate(events)
+                        ],
+                    )
+                return
+            except IntegrityError:
+                if attempt + 1 == _ATTEMPTS:
+                    raise
+
+    def list(self, run_id: str, *, after_sequence: int = 0, limit: int = 1000) -> list[RunEventRecord]:
+        query = (
+            select(run_events)
+            .where(run_events.c.run_id == run_id, run_events.c.sequence > after_sequence)
+            .order_by(run_events.c.sequence)
+            .limit(limit)
+        )
+        with self._database.read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            RunEventRecord(
+                run_id=row.run_id,
+                sequence=row.sequence,
+                timestamp=row.timestamp,
+                kind=row.kind,
+                message=row.message,
+                asset_key=key_of(row.asset_key) if row.asset_key else None,
+            )
+            for row in rows
+        ]
+
+    def mark_reported(self, run_id: str, event_id: str) -> bool:
+        """Record that a worker's event was applied; False if it had been already (a duplicate)."""
+        insert = postgresql.insert if self._database.dialect == "postgresql" else sqlite.insert
+        statement = insert(reported_events).values(run_id=run_id, event_id=event_id).on_conflict_do_nothing()
+        with self._database.transaction() as conn:
+            return bool(conn.execute(statement).rowcount)

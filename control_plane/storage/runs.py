@@ -1,0 +1,251 @@
+"""Runs: what each run executes, its status, its launcher handle, its tags."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from code_server.asset_key import AssetKey
+from code_server.partitions.keys import PartitionKeyRange
+from control_plane.records import RunRecord, RunStatus
+from control_plane.storage._sql import chunks, insert_rows, key_of, key_text
+from control_plane.storage.database import Database
+from control_plane.storage.errors import RunAlreadyExists, RunKeyAlreadyUsed
+from control_plane.storage.schema import run_assets, run_tags, runs
+
+_ACTIVE = [status.value for status in RunStatus if status.is_active]
+
+
+class RunStore:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def create_many(self, records: Sequence[RunRecord], *, connection: Connection | None = None) -> None:
+        """Insert runs with their assets and tags: three bulk statements whatever the count."""
+        if not records:
+            return
+        with self._database.connect(connection) as conn:
+            try:
+                insert_rows(conn, runs, [_run_row(record) for record in records])
+            except IntegrityError as error:
+                if any(record.run_key for record in records) and "run_key" in str(error.orig):
+                    raise RunKeyAlreadyUsed(
+                        f"Run key already used: {[r.run_key for r in records if r.run_key]}"
+                    ) from error
+                raise RunAlreadyExists(
+                    f"A run id among {[r.id for r in records[:5]]} already exists."
+                ) from error
+            asset_rows = [
+                {"run_id": record.id, "ordinal": index, "asset_key": key_text(key)}
+                for record in records
+                for index, key in enumerate(record.asset_keys)
+            ]
+            tag_rows = [
+                {"run_id": record.id, "key": k, "value": v}
+                for record in records
+                for k, v in record.tags.items()
+            ]
+            insert_rows(conn, run_assets, asset_rows)
+            insert_rows(conn, run_tags, tag_rows)
+
+    def get(self, run_id: str) -> RunRecord | None:
+        found = self._records(runs.c.id == run_id, limit=1)
+        return found[0] if found else None
+
+    def find_by_run_key(self, location: str, run_key: str) -> RunRecord | None:
+        found = self._records(and_(runs.c.location == location, runs.c.run_key == run_key), limit=1)
+        return found[0] if found else None
+
+    def list(
+        self,
+        *,
+        backfill_id: str | None = None,
+        statuses: Collection[RunStatus] | None = None,
+        tags: Mapping[str, str] | None = None,
+        include_backfill_runs: bool = True,
+        location: str | None = None,
+        limit: int = 100,
+        before: datetime | None = None,
+    ) -> builtins.list[RunRecord]:
+        """Newest first."""
+        conditions: list[Any] = []
+        if backfill_id is not None:
+            conditions.append(runs.c.backfill_id == backfill_id)
+        elif not include_backfill_runs:
+            conditions.append(runs.c.backfill_id.is_(None))
+        if statuses:
+            conditions.append(runs.c.status.in_([s.value for s in statuses]))
+        if location:
+            conditions.append(runs.c.location == location)
+        if before is not None:
+            conditions.append(runs.c.created_at < before)
+        for key, value in (tags or {}).items():
+            conditions.append(
+                runs.c.id.in_(
+                    select(run_tags.c.run_id).where(run_tags.c.key == key, run_tags.c.value == value)
+                )
+            )
+        return self._records(and_(True, *conditions), limit=limit, newest_first=True)
+
+    def queued_runs(
+        self, *, limit: int, backfill_id: str | None = None, standalone_only: bool = False
+    ) -> builtins.list[RunRecord]:
+        """Queued runs, highest priority then oldest first: the order they launch in."""
+        conditions: list[Any] = [runs.c.status == RunStatus.QUEUED.value]
+        if backfill_id is not None:
+            conditions.append(runs.c.backfill_id == backfill_id)
+        elif standalone_only:
+            conditions.append(runs.c.backfill_id.is_(None))
+        return self._records(and_(*conditions), limit=limit, newest_first=False)
+
+    def count(self, *, backfill_id: str | None = None, statuses: Collection[RunStatus]) -> int:
+        conditions: list[Any] = [runs.c.status.in_([s.value for s in statuses])]
+        if backfill_id is not None:
+            conditions.append(runs.c.backfill_id == backfill_id)
+        with self._database.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(runs).where(*conditions)).scalar_one())
+
+    def active_counts(self) -> tuple[int, dict[str, int]]:
+        """Runs holding a slot: in total, and per backfill (one GROUP BY)."""
+        query = (
+            select(runs.c.backfill_id, func.count())
+            .where(runs.c.status.in_(_ACTIVE))
+            .group_by(runs.c.backfill_id)
+        )
+        per_backfill: dict[str, int] = {}
+        total = 0
+        with self._database.read() as conn:
+            for backfill_id, count in conn.execute(query):
+                total += count
+                if backfill_id is not None:
+                    per_backfill[backfill_id] = count
+        return total, per_backfill
+
+    def update_status(
+        self,
+        run_id: str,
+        status: RunStatus,
+        *,
+        error: str | None = None,
+        started_at: datetime | None = None,
+        ended_at: datetime | None = None,
+        launcher_kind: str | None = None,
+        launcher_handle: str | None = None,
+        only_from: Collection[RunStatus] | None = None,
+        connection: Connection | None = None,
+    ) -> bool:
+        """Compare-and-set: False when the run was not in one of ``only_from`` (someone moved it first)."""
+        values: dict[str, Any] = {"status": status.value, "updated_at": self._database.clock()}
+        for name, value in (
+            ("error", error),
+            ("started_at", started_at),
+            ("ended_at", ended_at),
+            ("launcher_kind", launcher_kind),
+            ("launcher_handle", launcher_handle),
+        ):
+            if value is not None:
+                values[name] = value
+        conditions: list[Any] = [runs.c.id == run_id]
+        if only_from is not None:
+            conditions.append(runs.c.status.in_([s.value for s in only_from]))
+        with self._database.connect(connection) as conn:
+            return bool(conn.execute(update(runs).where(*conditions).values(**values)).rowcount)
+
+    def cancel_queued(
+        self, backfill_id: str, *, ended_at: datetime, connection: Connection | None = None
+    ) -> int:
+        statement = (
+            update(runs)
+            .where(runs.c.backfill_id == backfill_id, runs.c.status == RunStatus.QUEUED.value)
+            .values(status=RunStatus.CANCELED.value, ended_at=ended_at, updated_at=ended_at)
+        )
+        with self._database.connect(connection) as conn:
+            return int(conn.execute(statement).rowcount)
+
+    def set_priority_of_queued(self, backfill_id: str, priority: int) -> int:
+        statement = (
+            update(runs)
+            .where(runs.c.backfill_id == backfill_id, runs.c.status == RunStatus.QUEUED.value)
+            .values(priority=priority)
+        )
+        with self._database.transaction() as conn:
+            return int(conn.execute(statement).rowcount)
+
+    def _records(self, condition: Any, *, limit: int, newest_first: bool = True) -> builtins.list[RunRecord]:
+        order = (
+            [runs.c.created_at.desc(), runs.c.id.desc()]
+            if newest_first
+            # Runs planned together share created_at: launch them in partition order.
+            else [runs.c.priority.desc(), runs.c.created_at, runs.c.partition_range_start, runs.c.id]
+        )
+        with self._database.read() as conn:
+            rows = conn.execute(select(runs).where(condition).order_by(*order).limit(limit)).all()
+            ids = [row.id for row in rows]
+            assets: dict[str, list[AssetKey]] = {}
+            tags: dict[str, dict[str, str]] = {}
+            for chunk in chunks(ids):
+                for row in conn.execute(
+                    select(run_assets)
+                    .where(run_assets.c.run_id.in_(chunk))
+                    .order_by(run_assets.c.run_id, run_assets.c.ordinal)
+                ):
+                    assets.setdefault(row.run_id, []).append(key_of(row.asset_key))
+                for row in conn.execute(select(run_tags).where(run_tags.c.run_id.in_(chunk))):
+                    tags.setdefault(row.run_id, {})[row.key] = row.value
+        return [_record(row, assets.get(row.id, []), tags.get(row.id, {})) for row in rows]
+
+
+def _run_row(record: RunRecord) -> dict[str, Any]:
+    key_range = record.partition_range
+    return {
+        "id": record.id,
+        "backfill_id": record.backfill_id,
+        "location": record.location,
+        "partition_range_start": key_range.start if key_range else None,
+        "partition_range_end": key_range.end if key_range else None,
+        "partition_count": record.partition_count,
+        "status": record.status.value,
+        "priority": record.priority,
+        "run_key": record.run_key,
+        "launcher_kind": record.launcher_kind,
+        "launcher_handle": record.launcher_handle,
+        "attempt": record.attempt,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "error": record.error,
+    }
+
+
+def _record(row: Any, asset_keys: list[AssetKey], tags: dict[str, str]) -> RunRecord:
+    key_range = (
+        PartitionKeyRange(row.partition_range_start, row.partition_range_end)
+        if row.partition_range_start is not None
+        else None
+    )
+    return RunRecord(
+        id=row.id,
+        location=row.location,
+        asset_keys=tuple(asset_keys),
+        status=RunStatus(row.status),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        backfill_id=row.backfill_id,
+        partition_range=key_range,
+        partition_count=row.partition_count,
+        tags=tags,
+        priority=row.priority,
+        run_key=row.run_key,
+        launcher_kind=row.launcher_kind,
+        launcher_handle=row.launcher_handle,
+        attempt=row.attempt,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        error=row.error,
+    )

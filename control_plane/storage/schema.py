@@ -1,0 +1,203 @@
+"""Every table and index of the control plane, in one SQLAlchemy Core ``MetaData``.
+
+Backfill progress is rows (one per backfill, asset and partition), never a document rewritten per
+tick; everything the planner, the queue or the API filters on is a real, indexed column.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"Refusing to store naive datetime {value!r}.")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        result: datetime = value
+        return result.replace(tzinfo=UTC) if result.tzinfo is None else result.astimezone(UTC)
+
+
+_ID = String(40)
+_KEY = String(512)
+_STATUS = String(32)
+
+backfills = Table(
+    "backfills",
+    metadata,
+    Column("id", _ID, primary_key=True),
+    Column("status", _STATUS, nullable=False),
+    Column("location", String(255), nullable=False),
+    Column("title", Text),
+    Column("description", Text),
+    Column("max_concurrent_runs", Integer),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("origin", String(255), nullable=False),
+    Column("request_id", String(255)),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime),
+    Column("error", Text),
+    Index("ix_backfills_status_created_at", "status", "created_at"),
+    Index("ix_backfills_created_at", "created_at"),
+    Index("ix_backfills_request_id", "request_id", unique=True),
+)
+
+backfill_assets = Table(
+    "backfill_assets",
+    metadata,
+    Column("backfill_id", _ID, ForeignKey("backfills.id", ondelete="CASCADE"), primary_key=True),
+    Column("ordinal", Integer, primary_key=True),
+    Column("asset_key", _KEY, nullable=False),
+)
+
+backfill_tags = Table(
+    "backfill_tags",
+    metadata,
+    Column("backfill_id", _ID, ForeignKey("backfills.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+    Index("ix_backfill_tags_key_value", "key", "value"),
+)
+
+#: The request as launched, for display and relaunch: what kind of target, and its keys or ranges.
+backfill_request_parts = Table(
+    "backfill_request_parts",
+    metadata,
+    Column("backfill_id", _ID, ForeignKey("backfills.id", ondelete="CASCADE"), primary_key=True),
+    Column("ordinal", Integer, primary_key=True),
+    #: "keys", "range", "all" or "asset_keys" (one part per key of partitions_by_asset).
+    Column("kind", String(16), nullable=False),
+    #: For "asset_keys": the asset the keys belong to.
+    Column("asset_key", _KEY),
+    Column("start_key", _KEY),
+    Column("end_key", _KEY),
+)
+
+backfill_partitions = Table(
+    "backfill_partitions",
+    metadata,
+    Column("backfill_id", _ID, ForeignKey("backfills.id", ondelete="CASCADE"), primary_key=True),
+    Column("asset_key", _KEY, primary_key=True),
+    Column("partition_key", _KEY, primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("status", _STATUS, nullable=False),
+    Column("run_id", _ID),
+    Index("ix_backfill_partitions_backfill_id_status", "backfill_id", "status"),
+    Index("ix_backfill_partitions_run_id", "run_id"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", _ID, primary_key=True),
+    Column("backfill_id", _ID, ForeignKey("backfills.id", ondelete="CASCADE")),
+    Column("location", String(255), nullable=False),
+    Column("partition_range_start", _KEY),
+    Column("partition_range_end", _KEY),
+    Column("partition_count", Integer, nullable=False, default=0),
+    Column("status", _STATUS, nullable=False),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("run_key", String(512)),
+    Column("launcher_kind", String(32)),
+    Column("launcher_handle", String(512)),
+    Column("attempt", Integer, nullable=False, default=1),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime),
+    Column("ended_at", UtcDateTime),
+    Column("error", Text),
+    Index("ix_runs_status_priority_created_at", "status", "priority", "created_at"),
+    Index("ix_runs_backfill_id_status_created_at", "backfill_id", "status", "created_at"),
+    Index("ix_runs_created_at", "created_at"),
+    Index("ix_runs_location_run_key", "location", "run_key", unique=True),
+)
+
+run_assets = Table(
+    "run_assets",
+    metadata,
+    Column("run_id", _ID, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("ordinal", Integer, primary_key=True),
+    Column("asset_key", _KEY, nullable=False),
+)
+
+run_tags = Table(
+    "run_tags",
+    metadata,
+    Column("run_id", _ID, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+    Index("ix_run_tags_key_value", "key", "value"),
+)
+
+run_events = Table(
+    "run_events",
+    metadata,
+    Column("run_id", _ID, primary_key=True),
+    Column("sequence", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("timestamp", UtcDateTime, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("asset_key", _KEY),
+    Column("message", Text, nullable=False),
+)
+
+reported_events = Table(
+    "reported_events",
+    metadata,
+    Column("run_id", _ID, primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+)
+
+asset_partition_status = Table(
+    "asset_partition_status",
+    metadata,
+    Column("asset_key", _KEY, primary_key=True),
+    Column("partition_key", _KEY, primary_key=True),
+    Column("status", _STATUS, nullable=False),
+    Column("run_id", _ID),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+daemon_cursors = Table(
+    "daemon_cursors",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

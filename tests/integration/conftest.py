@@ -1,0 +1,71 @@
+"""Fixtures that start real servers: a code server process and an in-process control plane."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from code_server.server.spawn import SpawnedCodeServer, spawn_code_server
+from control_plane.app import ControlPlane, ControlPlaneConfig
+from control_plane.views import BackfillView
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def output_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where fixture assets record what they materialized (inherited by run processes)."""
+    path = tmp_path / "materialized.jsonl"
+    monkeypatch.setenv("PARTITA_TEST_OUTPUT", str(path))
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.fixture
+def backfill_code_server(output_file: Path) -> Iterator[SpawnedCodeServer]:
+    server = spawn_code_server(
+        module_name="tests.fixtures.backfill_location", working_directory=str(ROOT), location_name="tests"
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def control_plane_factory(tmp_path: Path) -> Iterator[Callable[..., ControlPlane]]:
+    started: list[ControlPlane] = []
+
+    def start(code_servers: dict[str, str], **options: Any) -> ControlPlane:
+        config = ControlPlaneConfig(
+            database_url=options.pop("database_url", f"sqlite:///{tmp_path / 'partita.db'}"),
+            code_servers=code_servers,
+            port=0,
+            idle_seconds=0.2,
+            monitor_seconds=0.5,
+            **options,
+        )
+        control_plane = ControlPlane(config)
+        control_plane.start()
+        started.append(control_plane)
+        return control_plane
+
+    yield start
+    for control_plane in started:
+        control_plane.stop()
+
+
+def wait_for_end(control_plane: ControlPlane, backfill_id: str, timeout: float = 120.0) -> BackfillView:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = control_plane.get_backfill(backfill_id)
+        if view.record.status.is_terminal:
+            return view
+        time.sleep(0.1)
+    raise AssertionError(f"Backfill {backfill_id} did not end in {timeout}s: {control_plane.get_backfill(backfill_id)}")
