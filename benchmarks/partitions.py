@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import random
 import statistics
 import sys
@@ -122,7 +123,10 @@ def main() -> None:
             )
         )
 
-    print(f"Time-window partitions, current_time {NOW:%Y-%m-%d}, median of {repeats} repeats")
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(
+        f"Time-window partitions, current_time {NOW:%Y-%m-%d}, median of {repeats} repeats (load average {load})"
+    )
     header = f"{'case':40} {'measure':13} {'partita':>11} {'dagster':>11} {'speed-up':>9} {'target 5x':>11} {'10x':>11}"
     print(header)
     print("-" * len(header))

@@ -256,8 +256,8 @@ class ControlPlane(ControlPlaneService):
         yield view
         while not view.record.status.is_terminal:
             with self._changed:
-                version = self._version
-                self._changed.wait_for(lambda: self._version != version, timeout=poll_seconds)
+                seen = self._version
+                self._changed.wait_for(lambda seen=seen: self._version != seen, timeout=poll_seconds)  # type: ignore[misc]
             time.sleep(0.05)  # coalesce bursts of changes into one update
             latest = self.get_backfill(backfill_id)
             if latest != view:

@@ -27,6 +27,16 @@ _EPOCH = datetime(1970, 1, 1)
 _FIRST_SUNDAY = 3 * SECONDS_PER_DAY
 
 
+def wall_of(moment: datetime) -> int:
+    """The wall-clock fields of ``moment`` (its zone ignored) as a wall time."""
+    return (
+        (moment.toordinal() - EPOCH_ORDINAL) * SECONDS_PER_DAY
+        + moment.hour * 3600
+        + moment.minute * 60
+        + moment.second
+    )
+
+
 class CronScheduleError(ValueError):
     """A cron schedule is malformed or never fires."""
 
@@ -76,8 +86,9 @@ class PeriodicGrid(WallGrid):
         return super().walls(first, stop)
 
     def times_of_day(self) -> list[int] | None:
-        """The seconds into the day of the wall times of each day, if every day has the same ones."""
-        if SECONDS_PER_DAY % self.period or self.phase % SECONDS_PER_DAY:
+        """The seconds into the day of the wall times of each day, if every day has the same ones
+        (then grid number ``g`` is day ``g // len(times)`` since 1970 at ``times[g % len(times)]``)."""
+        if SECONDS_PER_DAY % self.period or self.phase:
             return None
         return [start + offset for start in range(0, SECONDS_PER_DAY, self.period) for offset in self.offsets]
 
@@ -192,24 +203,25 @@ class CronSchedule:
     """A validated five-field cron schedule and the grid of its wall times."""
 
     def __init__(self, cron_schedule: str) -> None:
-        if not isinstance(cron_schedule, str) or len(cron_schedule.split()) != 5:
-            raise CronScheduleError(
-                f"{cron_schedule!r} is not a five-field cron schedule (minute hour day-of-month month day-of-week)"
-            )
+        if not isinstance(cron_schedule, str):
+            raise CronScheduleError(f"{cron_schedule!r} is not a cron schedule string")
         try:
             fields, nth_weekday = croniter.expand(cron_schedule)
         except (ValueError, KeyError, TypeError) as exc:  # croniter's parse errors derive from ValueError
             raise CronScheduleError(f"{cron_schedule!r} is not a valid cron schedule: {exc}") from exc
+        if len(fields) != 5:
+            raise CronScheduleError(
+                f"{cron_schedule!r} is not a five-field cron schedule (minute hour day-of-month month day-of-week)"
+            )
         self.cron_schedule = cron_schedule
         self._fields = fields
         self._nth_weekday = nth_weekday
-        minutes, hours, days, months, _ = fields
+        hours, days, months = fields[1], fields[2], fields[3]
         if months == [2] and all(isinstance(day, int) and day >= 30 for day in days):
             raise CronScheduleError(f"{cron_schedule!r} never fires: February has no day {days[0]}")
         #: Whether the hour field is ``*``: such schedules fire at every instant whose wall time
         #: matches (both 01:00s on a fall-back day, none in a skipped hour), as in Dagster.
         self.repeats_every_hour = hours == ["*"]
-        self._minutes = minutes
 
     def grid(self, anchor: int) -> WallGrid:
         """The grid of wall times; ``anchor`` (a wall time) numbers the croniter fallback."""

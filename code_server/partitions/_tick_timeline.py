@@ -40,8 +40,9 @@ class OutOfRangeError(ValueError):
 
 
 class Tick(NamedTuple):
-    """One firing of the schedule: its instant, local wall time, UTC offset, and whether its wall
-    time is the second of two equal ones (a fall-back repeat, ``fold=1``)."""
+    """One firing of the schedule: its instant; the wall time its key shows (its local time, or for
+    a firing that stands for skipped wall times, the first of those); its UTC offset; and whether
+    its wall time is the second of two equal ones (a fall-back repeat, ``fold=1``)."""
 
     instant: int
     wall: int
@@ -50,13 +51,21 @@ class Tick(NamedTuple):
 
 
 class _Segment:
-    """Instants ``[start, stop)`` at constant ``offset`` and the ticks that fall in them."""
+    """Instants ``[start, stop)`` at constant ``offset`` and the ticks that fall in them.
+
+    The ticks are an optional *gap tick* at ``start`` (standing for wall times skipped just before
+    it), then the *regular* ticks: grid numbers ``first_regular`` to ``stop_regular - 1``, each at
+    its wall time minus ``offset``.
+    """
 
     __slots__ = (
         "count",
         "first_number",
         "first_regular",
         "gap_tick",
+        "gap_wall",
+        "last_ordinary",
+        "number_base",
         "offset",
         "repeated_until",
         "start",
@@ -69,24 +78,31 @@ class _Segment:
         start: int,
         stop: int,
         offset: int,
-        gap_tick: bool,
+        gap_wall: int | None,
         first_regular: int,
-        count: int,
+        stop_regular: int,
         repeated_until: int,
     ) -> None:
         self.start = start
         self.stop = stop
         self.offset = offset
-        #: The segment begins with a tick at ``start`` standing for wall times skipped just before it.
-        self.gap_tick = gap_tick
-        #: Grid number of the first tick that is its own wall time.
+        self.gap_tick = gap_wall is not None
+        #: The first wall time the gap tick stands for: its key is formatted from it, which keeps keys
+        #: unique (the gap's end can fall on another day, as when 23:00-00:00 is skipped).
+        self.gap_wall = gap_wall or 0
         self.first_regular = first_regular
-        self.count = count
-        #: Grid number after the last tick.
-        self.stop_regular = first_regular + count - gap_tick
-        self.first_number = 0
-        #: Wall times below this are the second instance of a repeated wall time.
+        self.stop_regular = stop_regular
+        #: Grid numbers below this are regular ticks followed by a regular tick of this segment.
+        self.last_ordinary = stop_regular - 1
+        self.count = self.gap_tick + stop_regular - first_regular
+        #: Wall times below this are the second instance of a repeated (fall-back) wall time.
         self.repeated_until = repeated_until
+        self.first_number = 0  # the tick number of the segment's first tick
+        self.number_base = 0  # tick number minus grid number, for the regular ticks
+
+    def number_from(self, first_number: int) -> None:
+        self.first_number = first_number
+        self.number_base = first_number + self.gap_tick - self.first_regular
 
 
 class _Coverage:
@@ -121,9 +137,8 @@ class TickTimeline:
         self._lock = threading.Lock()
         # Grids with one wall time per period (hourly, daily, weekly) are ``base + g * step``.
         simple = isinstance(grid, PeriodicGrid) and grid.per_period == 1
-        self._step = grid.period if isinstance(grid, PeriodicGrid) and simple else 0
         #: Seconds between consecutive wall times of the grid if constant, else 0.
-        self.step = self._step
+        self.step = grid.period if isinstance(grid, PeriodicGrid) and simple else 0
         self._base = grid.phase + grid.offsets[0] if isinstance(grid, PeriodicGrid) and simple else 0
         self._coverage = self._build(anchor - _INITIAL_SPAN, anchor + _INITIAL_SPAN)
         self._anchor_index = grid.index_at_or_after(anchor + zone.offset_at(anchor))
@@ -164,36 +179,30 @@ class TickTimeline:
         ):
             first_wall = start + offset
             repeated_until = start + before if before > offset else _NEVER
+            gap_wall = None
             if self.every_hour:
                 first_regular = grid.index_at_or_after(first_wall)
                 stop_regular = grid.index_at_or_after(stop + offset)
-                gap_tick = False
             else:
                 # Wall times skipped by a spring-forward fire at ``start``; repeated ones in the later
                 # segment, so this one ends where the next one's wall times begin.
                 first_any = grid.index_at_or_after(start + min(before, offset))
                 first_regular = grid.index_at_or_after(first_wall)
                 stop_regular = grid.index_at_or_after(stop + min(offset, after))
-                gap_tick = first_any < first_regular
-                if gap_tick and first_regular < stop_regular and grid.wall_at(first_regular) == first_wall:
-                    first_regular += 1  # the wall time at the gap's end is the same instant
-            stop_regular = max(stop_regular, first_regular)
+                if first_any < first_regular:
+                    gap_wall = grid.wall_at(first_any)
+                    if first_regular < stop_regular and grid.wall_at(first_regular) == first_wall:
+                        first_regular += 1  # the wall time at the gap's end is the gap tick's instant
             segment = _Segment(
-                start,
-                stop,
-                offset,
-                gap_tick,
-                first_regular,
-                gap_tick + stop_regular - first_regular,
-                repeated_until,
+                start, stop, offset, gap_wall, first_regular, max(stop_regular, first_regular), repeated_until
             )
-            segment.first_number = number
+            segment.number_from(number)
             number += segment.count
             segments.append(segment)
-        coverage = _Coverage(low, high, segments)
-        anchor_number = self._first_in(coverage, self.anchor)
+        # Renumber so that tick 0 is the first at or after the anchor, whatever the span.
+        anchor_number = self._first_in(_Coverage(low, high, segments), self.anchor)
         for segment in segments:
-            segment.first_number -= anchor_number
+            segment.number_from(segment.first_number - anchor_number)
         return _Coverage(low, high, segments)
 
     # -- instants -> numbers ---------------------------------------------------------------------
@@ -240,9 +249,9 @@ class TickTimeline:
 
     def ordinary_reader(
         self, exact_wall: Callable[[str], int | None], unit: int
-    ) -> Callable[[str], tuple[int, int, int, int] | None]:
-        """A function reading a key fast: ``(tick number, UTC offset, wall time, next wall time)`` of
-        its window, or None when the key needs the general methods.
+    ) -> Callable[[str], tuple[int, int, int] | None]:
+        """A function reading a key fast: ``(tick number, instant, seconds to the next tick)`` of its
+        window, or None when the key needs the general methods.
 
         ``exact_wall`` parses a key exactly to its wall time; a key is the key of the first tick at or
         after that wall time if the tick's wall time truncated to ``unit`` seconds is that wall time.
@@ -251,9 +260,9 @@ class TickTimeline:
         of the grid. That is almost every key, and there everything is a few integer operations, so
         the function is a closure over locals (reading keys is the hot path of planners and mappings).
         """
-        step, base, grid = self._step, self._base, self.grid
+        step, base, grid = self.step, self._base, self.grid
 
-        def read(key: str) -> tuple[int, int, int, int] | None:
+        def read(key: str) -> tuple[int, int, int] | None:
             wall = exact_wall(key)
             if wall is None:
                 return None
@@ -271,15 +280,17 @@ class TickTimeline:
                 tick_wall = base + index * step
                 next_wall = tick_wall + step
             else:
-                index = grid.index_at_or_after(wall)
-                tick_wall, next_wall = grid.wall_at(index), grid.wall_at(index + 1)
+                try:
+                    index = grid.index_at_or_after(wall)
+                    tick_wall, next_wall = grid.wall_at(index), grid.wall_at(index + 1)
+                except (ValueError, OverflowError):  # beyond year 9999; the general path says so
+                    return None
             if (
                 tick_wall - tick_wall % unit != wall
-                or not segment.first_regular <= index < segment.stop_regular - 1
+                or not segment.first_regular <= index < segment.last_ordinary
             ):
                 return None
-            number = segment.first_number + segment.gap_tick + index - segment.first_regular
-            return number, segment.offset, tick_wall, next_wall
+            return segment.number_base + index, tick_wall - segment.offset, next_wall - tick_wall
 
         return read
 
@@ -328,7 +339,7 @@ class TickTimeline:
         position = number - segment.first_number
         if segment.gap_tick:
             if position == 0:
-                return Tick(segment.start, segment.start + segment.offset, segment.offset, False)
+                return Tick(segment.start, segment.gap_wall, segment.offset, False)
             position -= 1
         wall = self.grid.wall_at(segment.first_regular + position)
         return Tick(wall - segment.offset, wall, segment.offset, wall < segment.repeated_until)

@@ -17,7 +17,6 @@ from datetime import datetime
 from code_server.asset_key import AssetKey
 from code_server.wire.automation import BackfillRequestSpec
 from control_plane.backfills.planning import BackfillPlan, BackfillPlanner
-from control_plane.backfills.readiness import InMemoryPartitionRows
 from control_plane.backfills.run_planning import PlannedRun
 from control_plane.backfills.targets import resolve_target
 from control_plane.errors import BackfillNotFound, InvalidStateTransition, LocationUnavailable
@@ -91,13 +90,7 @@ class BackfillEngine:
         now = self._clock()
         target = resolve_target(graph, spec, now)
         planner = BackfillPlanner(graph, target.asset_keys)
-        rows = {
-            key: {
-                partition_key: (PartitionStatus.PENDING, position) for partition_key, position in partitions
-            }
-            for key, partitions in target.partitions.items()
-        }
-        plan = planner.plan_everything(InMemoryPartitionRows(rows))
+        plan = planner.plan_launch(target.partitions)
         if options.dry_run:
             return BackfillPlanView(
                 partitions_by_asset={

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from code_server.asset_graph import AssetGraph
 from code_server.asset_key import AssetKey
 from control_plane.backfills.readiness import PartitionRows, downstream_candidates, evaluate_unit
-from control_plane.backfills.run_planning import PlannedRun, plan_runs
+from control_plane.backfills.run_planning import PlannedRun, ReadyPartition, plan_runs
 from control_plane.backfills.units import ExecutionUnit, execution_units
 from control_plane.records import PartitionStatus
 
@@ -36,6 +36,32 @@ class BackfillPlanner:
     @property
     def units(self) -> Sequence[ExecutionUnit]:
         return self._units
+
+    def plan_launch(self, positions: Mapping[AssetKey, Sequence[tuple[str, int]]]) -> BackfillPlan:
+        """The first runs of a new backfill, where every partition is still pending.
+
+        Equivalent to ``plan_everything`` on all-pending rows, without per-key readiness checks:
+        a unit whose first asset has no parent in the backfill is ready at every key (its own
+        assets run together), and any other unit waits for its parents.
+        """
+        plan = BackfillPlan()
+        for unit in self._units:
+            founder_parents = [p for p in self._graph.parents(unit.asset_keys[0]) if p in self._assets]
+            if founder_parents:
+                continue
+            assets_at: dict[str, list[AssetKey]] = {}
+            position_of: dict[str, int] = {}
+            for asset_key in unit.asset_keys:
+                for key, position in positions.get(asset_key, ()):
+                    assets_at.setdefault(key, []).append(asset_key)
+                    position_of[key] = position
+            ready = [
+                ReadyPartition(key, position_of[key], tuple(assets)) for key, assets in assets_at.items()
+            ]
+            plan.runs.extend(
+                plan_runs(ready, unit.backfill_policy, partitioned=unit.partitions_def is not None)
+            )
+        return plan
 
     def plan_everything(self, partitions: PartitionRows) -> BackfillPlan:
         """Consider every pending partition (at launch, on retry or resume, after a restart)."""

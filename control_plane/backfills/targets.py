@@ -159,6 +159,11 @@ def _with_positions(
     index_of = getattr(definition, "partition_key_index", None)
     positioned: list[tuple[str, int]] = []
     invalid: list[str] = []
+    if index_of is not None and keys and _is_contiguous_range(definition, keys):
+        first = index_of(keys[0])
+        last = definition.get_last_partition_key(current_time)
+        if first >= 0 and last is not None and first + len(keys) - 1 <= index_of(last):
+            return [(key, first + offset) for offset, key in enumerate(keys)]
     if index_of is not None:
         for key in keys:
             try:
@@ -184,5 +189,13 @@ def _with_positions(
     return positioned
 
 
-def describe_range(key_range: PartitionKeyRange | None) -> str:
-    return "(unpartitioned)" if key_range is None else str(key_range)
+def _is_contiguous_range(definition: PartitionsDefinition, keys: Sequence[str]) -> bool:
+    """True when ``keys`` are exactly the definition's keys from the first to the last, in order.
+
+    The common case (a range, or all partitions) then needs two index lookups, not one per key.
+    """
+    try:
+        expected = definition.get_partition_keys_in_range(PartitionKeyRange(keys[0], keys[-1]))
+    except PartitaError:
+        return False
+    return len(expected) == len(keys) and list(expected) == list(keys)

@@ -41,8 +41,8 @@ class RunMonitor:
         failed = 0
         now = self._clock()
         for run in self._runs.list(statuses=list(_WATCHED), limit=100_000):
-            if not run.launcher_handle:
-                continue
+            if not run.launcher_handle or run.launcher_kind != self._launcher.kind:
+                continue  # not launched yet, or by another launcher than this control plane's
             health = self._launcher.check(run.id, run.launcher_handle)
             reason: str | None = None
             if health.state in (RunState.FAILED, RunState.NOT_FOUND):

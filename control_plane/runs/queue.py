@@ -1,8 +1,11 @@
 """The run queue: launch queued runs within the global and per-backfill limits, by priority, fairly.
 
 Fair: at equal priority, backfills take turns (one run each, round robin), so a large backfill
-launched first does not hold every slot while a small one waits. Cost per call grows with the
-runs launched and the number of running backfills, not with the size of any backfill.
+launched first does not hold every slot while a small one waits. Turns carry over from one call
+to the next: the backfill with the fewest active runs, then the one served longest ago, goes
+first, so that even one free slot at a time is shared instead of always going to the same
+backfill. Cost per call grows with the runs launched and the number of running backfills, not
+with the size of any backfill.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ class RunQueue:
         self.max_concurrent_runs = max_concurrent_runs
         self._clock = clock
         self._on_launch_failed = on_launch_failed
+        #: Backfill id -> when (a serial number) it last had a run launched; kept for running ones only.
+        self._last_turn: dict[str, int] = {}
+        self._turns = itertools.count(1)
 
     def launch_queued(self) -> int:
         """Launch as many queued runs as the limits allow; returns how many were launched."""
@@ -50,6 +56,8 @@ class RunQueue:
             return 0
         launched = 0
         for run in self._next_runs(free, active_by_backfill):
+            if run.backfill_id is not None:
+                self._last_turn[run.backfill_id] = next(self._turns)
             if self._launch(run):
                 launched += 1
         return launched
@@ -60,7 +68,13 @@ class RunQueue:
         standalone = self._runs.queued_runs(limit=free, backfill_id=None, standalone_only=True)
         for run in standalone:
             queues.setdefault(run.priority, []).append([run])
-        for backfill in self._backfills.list(statuses=[BackfillStatus.RUNNING], limit=10_000):
+        running = self._backfills.list(statuses=[BackfillStatus.RUNNING], limit=10_000)
+        self._last_turn = {b.id: self._last_turn[b.id] for b in running if b.id in self._last_turn}
+        # Whose turn it is: fewest active runs first, then the one served longest ago, then the oldest.
+        running.sort(
+            key=lambda b: (active_by_backfill.get(b.id, 0), self._last_turn.get(b.id, 0), b.created_at)
+        )
+        for backfill in running:
             slots = free
             if backfill.max_concurrent_runs:
                 slots = min(slots, backfill.max_concurrent_runs - active_by_backfill.get(backfill.id, 0))

@@ -50,22 +50,40 @@ def matching(connection: Connection, column: Column[Any], values: Sequence[str])
     return [column.in_(chunk) for chunk in chunks(values)]
 
 
-def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert many rows that all have the same keys (column names)."""
+def insert_rows(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    upsert_on: Sequence[str] = (),
+) -> None:
+    """Insert many rows that all have the same keys (column names).
+
+    With ``upsert_on`` (the columns of a unique key), a row whose key exists overwrites the other
+    columns instead (``ON CONFLICT .. DO UPDATE``, the same syntax on both databases).
+    """
     if not rows:
         return
     names = list(rows[0])
     quote = connection.dialect.identifier_preparer.quote
     columns = ", ".join(quote(name) for name in names)
+    conflict = ""
+    if upsert_on:
+        updated = ", ".join(
+            f"{quote(name)} = excluded.{quote(name)}" for name in names if name not in upsert_on
+        )
+        conflict = f" ON CONFLICT ({', '.join(quote(name) for name in upsert_on)}) DO UPDATE SET {updated}"
     if connection.dialect.name != "postgresql":
         values = [_column_values(connection, table.c[name], rows) for name in names]
         connection.exec_driver_sql(
-            f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({', '.join('?' for _ in names)})",
+            f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({', '.join('?' for _ in names)}){conflict}",
             list(zip(*values, strict=True)),
         )
         return
     arrays, unnest = _unnest(connection, table, names, rows)
-    connection.execute(text(f"INSERT INTO {quote(table.name)} ({columns}) SELECT * FROM {unnest}"), arrays)
+    connection.execute(
+        text(f"INSERT INTO {quote(table.name)} ({columns}) SELECT * FROM {unnest}{conflict}"), arrays
+    )
 
 
 def update_rows(

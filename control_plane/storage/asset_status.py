@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import Connection, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from code_server.asset_key import AssetKey
 from control_plane.records import PartitionStatus
-from control_plane.storage._sql import chunks, key_text
+from control_plane.storage._sql import insert_rows, key_text, matching
 from control_plane.storage.database import Database
 from control_plane.storage.schema import asset_partition_status
 
@@ -30,7 +28,7 @@ class AssetStatusStore:
         *,
         connection: Connection | None = None,
     ) -> None:
-        """Insert or overwrite, in one statement per chunk (ON CONFLICT DO UPDATE on both dialects)."""
+        """Insert or overwrite in one bulk statement (ON CONFLICT DO UPDATE on both databases)."""
         now = self._database.clock()
         # Distinct keys: PostgreSQL refuses to update one row twice in a statement.
         rows = [
@@ -43,32 +41,21 @@ class AssetStatusStore:
             }
             for key in dict.fromkeys(partition_keys)
         ]
-        insert: Any = postgresql.insert if self._database.dialect == "postgresql" else sqlite.insert
         with self._database.connect(connection) as conn:
-            for chunk in chunks(rows, 1000):
-                statement = insert(_T).values(list(chunk))
-                statement = statement.on_conflict_do_update(
-                    index_elements=[_T.c.asset_key, _T.c.partition_key],
-                    set_={
-                        "status": statement.excluded.status,
-                        "run_id": statement.excluded.run_id,
-                        "updated_at": statement.excluded.updated_at,
-                    },
-                )
-                conn.execute(statement)
+            insert_rows(conn, _T, rows, upsert_on=("asset_key", "partition_key"))
 
     def get(
         self, asset_key: AssetKey, partition_keys: Sequence[str] | None = None
     ) -> dict[str, tuple[PartitionStatus, str | None]]:
-        condition = _T.c.asset_key == key_text(asset_key)
+        of_asset = _T.c.asset_key == key_text(asset_key)
         result: dict[str, tuple[PartitionStatus, str | None]] = {}
         with self._database.read() as conn:
             if partition_keys is None:
-                batches = [conn.execute(select(_T).where(condition)).all()]
+                batches = [conn.execute(select(_T).where(of_asset)).all()]
             else:
                 batches = [
-                    conn.execute(select(_T).where(condition, _T.c.partition_key.in_(chunk))).all()
-                    for chunk in chunks(list(partition_keys))
+                    conn.execute(select(_T).where(of_asset, keys)).all()
+                    for keys in matching(conn, _T.c.partition_key, list(partition_keys))
                 ]
         for batch in batches:
             for row in batch:

@@ -63,7 +63,7 @@ class BackfillStore:
                     insert(backfill_tags),
                     [{"backfill_id": record.id, "key": k, "value": v} for k, v in record.tags.items()],
                 )
-            conn.execute(insert(backfill_request_parts), _request_rows(record.id, request))
+            insert_rows(conn, backfill_request_parts, _request_rows(record.id, request))
             rows = [
                 {
                     "backfill_id": p.backfill_id,

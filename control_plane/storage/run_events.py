@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -24,8 +24,9 @@ class RunEventStore:
     def append(self, run_id: str, events: Sequence[tuple[str, str, AssetKey | None]]) -> None:
         """Append (kind, message, asset) entries with the next sequence numbers.
 
-        Sequences come from max+1 inside the inserting transaction; a concurrent writer that took
-        the same numbers makes the insert fail, and it is tried again.
+        Sequences come from max+1 inside the inserting transaction, where writers to one run take
+        turns (an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite); should a writer still
+        take the same numbers, the insert fails on the primary key and is tried again.
         """
         if not events:
             return
@@ -33,6 +34,12 @@ class RunEventStore:
         for attempt in range(_ATTEMPTS):
             try:
                 with self._database.transaction() as conn:
+                    if self._database.dialect == "postgresql":
+                        # Writers to one run take turns (SQLite's BEGIN IMMEDIATE already serializes).
+                        conn.execute(
+                            text("SELECT pg_advisory_xact_lock(hashtextextended(:run_id, 0))"),
+                            {"run_id": run_id},
+                        )
                     last = conn.execute(
                         select(func.coalesce(func.max(run_events.c.sequence), 0)).where(
                             run_events.c.run_id == run_id
@@ -80,7 +87,18 @@ class RunEventStore:
 
     def mark_reported(self, run_id: str, event_id: str) -> bool:
         """Record that a worker's event was applied; False if it had been already (a duplicate)."""
-        insert = postgresql.insert if self._database.dialect == "postgresql" else sqlite.insert
-        statement = insert(reported_events).values(run_id=run_id, event_id=event_id).on_conflict_do_nothing()
+        if self._database.dialect == "postgresql":
+            # psycopg reports no row count for INSERT .. ON CONFLICT DO NOTHING: ask for the row back.
+            returning = (
+                postgresql.insert(reported_events)
+                .values(run_id=run_id, event_id=event_id)
+                .on_conflict_do_nothing()
+                .returning(reported_events.c.run_id)
+            )
+            with self._database.transaction() as conn:
+                return conn.execute(returning).first() is not None
+        statement = (
+            sqlite.insert(reported_events).values(run_id=run_id, event_id=event_id).on_conflict_do_nothing()
+        )
         with self._database.transaction() as conn:
             return bool(conn.execute(statement).rowcount)

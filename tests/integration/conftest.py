@@ -68,4 +68,6 @@ def wait_for_end(control_plane: ControlPlane, backfill_id: str, timeout: float =
         if view.record.status.is_terminal:
             return view
         time.sleep(0.1)
-    raise AssertionError(f"Backfill {backfill_id} did not end in {timeout}s: {control_plane.get_backfill(backfill_id)}")
+    raise AssertionError(
+        f"Backfill {backfill_id} did not end in {timeout}s: {control_plane.get_backfill(backfill_id)}"
+    )

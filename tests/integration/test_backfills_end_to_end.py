@@ -23,7 +23,9 @@ pytestmark = pytest.mark.integration
 Factory = Callable[..., ControlPlane]
 
 
-def launch(control_plane: ControlPlane, assets: list[str], start: str, end: str, **options: object) -> BackfillView:
+def launch(
+    control_plane: ControlPlane, assets: list[str], start: str, end: str, **options: object
+) -> BackfillView:
     spec = BackfillRequestSpec(
         asset_keys=tuple(AssetKey(a) for a in assets), partition_ranges=(PartitionKeyRange(start, end),)
     )
@@ -42,7 +44,8 @@ def test_guide_single_run_asset_backfills_a_month_in_one_run(
     try:
         control_plane = control_plane_factory({"guide": server.address})
         spec = BackfillRequestSpec(
-            asset_keys=(AssetKey("events"),), partition_ranges=(PartitionKeyRange("2024-01-01", "2024-01-31"),)
+            asset_keys=(AssetKey("events"),),
+            partition_ranges=(PartitionKeyRange("2024-01-01", "2024-01-31"),),
         )
         view = control_plane.launch_backfill(spec, LaunchOptions(location="guide"))
         assert isinstance(view, BackfillView)
@@ -51,7 +54,10 @@ def test_guide_single_run_asset_backfills_a_month_in_one_run(
         server.stop()
     assert final.record.status is BackfillStatus.COMPLETED_SUCCESS
     (run,) = control_plane.list_runs(backfill_id=view.record.id)
-    assert run.partition_range == PartitionKeyRange("2024-01-01", "2024-01-31") and run.status is RunStatus.SUCCESS
+    assert (
+        run.partition_range == PartitionKeyRange("2024-01-01", "2024-01-31")
+        and run.status is RunStatus.SUCCESS
+    )
     assert final.counts == {AssetKey("events"): {PartitionStatus.MATERIALIZED: 31}}
     # The asset saw the whole month as one time window.
     assert [p.name for p in (tmp_path / "warehouse" / "events").iterdir()] == ["2024-01-01_2024-02-01.json"]
@@ -65,7 +71,9 @@ def test_chain_without_policy_runs_each_day_once_with_all_three_assets(
     final = wait_for_end(control_plane, view.record.id)
     assert final.record.status is BackfillStatus.COMPLETED_SUCCESS
     runs = control_plane.list_runs(backfill_id=view.record.id)
-    assert len(runs) == 5 and all(run.asset_keys == (AssetKey("a"), AssetKey("b"), AssetKey("c")) for run in runs)
+    assert len(runs) == 5 and all(
+        run.asset_keys == (AssetKey("a"), AssetKey("b"), AssetKey("c")) for run in runs
+    )
     materialized = Counter((entry["asset"], tuple(entry["keys"])) for entry in read_jsonl(output_file))
     assert len(materialized) == 15 and set(materialized.values()) == {1}
     # Within each run, parents ran first.
@@ -101,7 +109,10 @@ def test_failure_fails_downstream_then_retry_fixes_only_what_failed(
     final = wait_for_end(control_plane, view.record.id)
     assert final.record.status is BackfillStatus.COMPLETED_FAILED
     assert final.counts[AssetKey("flaky")] == {PartitionStatus.MATERIALIZED: 2, PartitionStatus.FAILED: 1}
-    assert final.counts[AssetKey("flaky_child")] == {PartitionStatus.MATERIALIZED: 2, PartitionStatus.UPSTREAM_FAILED: 1}
+    assert final.counts[AssetKey("flaky_child")] == {
+        PartitionStatus.MATERIALIZED: 2,
+        PartitionStatus.UPSTREAM_FAILED: 1,
+    }
     failed_runs = control_plane.list_runs(backfill_id=view.record.id, statuses=[RunStatus.FAILURE])
     assert len(failed_runs) == 1
     assert "flaky: RuntimeError: source data for 2024-03-02 is corrupt" in (failed_runs[0].error or "")
@@ -109,7 +120,7 @@ def test_failure_fails_downstream_then_retry_fixes_only_what_failed(
     before = Counter((entry["asset"], tuple(entry["keys"])) for entry in read_jsonl(output_file))
 
     failing.write_text("")  # the data is fixed
-    retried, requeued = control_plane.retry_backfill(view.record.id)
+    _, requeued = control_plane.retry_backfill(view.record.id)
     assert requeued == 2
     again = wait_for_end(control_plane, view.record.id)
     assert again.record.status is BackfillStatus.COMPLETED_SUCCESS
@@ -144,15 +155,19 @@ def test_cancel_stops_submission_and_terminates_active_runs(
     assert read_jsonl(output_file) == []
 
 
-def test_bad_requests_write_nothing(control_plane_factory: Factory, backfill_code_server: SpawnedCodeServer) -> None:
+def test_bad_requests_write_nothing(
+    control_plane_factory: Factory, backfill_code_server: SpawnedCodeServer
+) -> None:
     control_plane = control_plane_factory({"tests": backfill_code_server.address})
-    with pytest.raises(InvalidBackfillRequest, match="Unknown asset.*'nope'"):
+    with pytest.raises(InvalidBackfillRequest, match=r"Unknown asset.*'nope'"):
         launch(control_plane, ["nope"], "2024-03-01", "2024-03-02")
     with pytest.raises(InvalidBackfillRequest, match="'2030-01-01'"):
         launch(control_plane, ["a"], "2024-03-01", "2030-01-01")
     assert control_plane.list_backfills() == []
     plan = control_plane.launch_backfill(
-        BackfillRequestSpec(asset_keys=(AssetKey("ma"),), partition_ranges=(PartitionKeyRange("2024-03-01", "2024-03-05"),)),
+        BackfillRequestSpec(
+            asset_keys=(AssetKey("ma"),), partition_ranges=(PartitionKeyRange("2024-03-01", "2024-03-05"),)
+        ),
         LaunchOptions(location="tests", dry_run=True),
     )
     assert isinstance(plan, BackfillPlanView) and plan.partition_count == 5 and len(plan.runs) == 3

@@ -213,7 +213,7 @@ def test_guide_examples_resolve_as_the_guide_says() -> None:
 def test_invalid_requests_name_the_problem() -> None:
     defs = chain(None, None, None)
     graph = defs.asset_graph
-    with pytest.raises(InvalidBackfillRequest, match="Unknown asset.*'zzz'"):
+    with pytest.raises(InvalidBackfillRequest, match=r"Unknown asset.*'zzz'"):
         resolve_target(graph, BackfillRequestSpec(asset_keys=(AssetKey("zzz"),), all_partitions=True), NOW)
     with pytest.raises(InvalidBackfillRequest, match=r"'2030-01-01'.*not partitions of asset 'a'"):
         resolve_target(graph, BackfillRequestSpec(asset_keys=(A,), partition_keys=("2030-01-01",)), NOW)
@@ -226,7 +226,53 @@ def test_invalid_requests_name_the_problem() -> None:
         pass
 
     mixed = Definitions(assets=[*defs.assets.values(), other])
-    with pytest.raises(InvalidBackfillRequest, match="must share one partitions definition.*other"):
+    with pytest.raises(InvalidBackfillRequest, match=r"must share one partitions definition.*other"):
         resolve_target(
             mixed.asset_graph, BackfillRequestSpec(asset_keys=(A, other.key), all_partitions=True), NOW
         )
+
+
+@pytest.mark.parametrize(
+    "policies",
+    [
+        (None, None, None),
+        (BackfillPolicy.single_run(),) * 3,
+        (BackfillPolicy.multi_run(7),) * 3,
+        (BackfillPolicy.single_run(), None, None),
+        (None, BackfillPolicy.multi_run(3), BackfillPolicy.multi_run(3)),
+    ],
+)
+def test_launch_fast_path_plans_exactly_what_full_planning_plans(
+    policies: tuple[BackfillPolicy | None, ...],
+) -> None:
+    defs = chain(*policies)
+    spec = BackfillRequestSpec(
+        asset_keys=(A, B, C),
+        partition_ranges=(
+            PartitionKeyRange("2024-01-01", "2024-01-20"),
+            PartitionKeyRange("2024-02-03", "2024-02-09"),
+        ),
+    )
+    target = resolve_target(defs.asset_graph, spec, NOW)
+    planner = BackfillPlanner(defs.asset_graph, target.asset_keys)
+    assert (
+        planner.plan_launch(target.partitions).runs
+        == planner.plan_everything(InMemoryPartitionRows(rows_of(target))).runs
+    )
+
+
+def test_positions_follow_the_definition_for_ranges_and_scattered_keys() -> None:
+    defs = chain(None, None, None)
+    contiguous = resolve(defs, [A], "2024-01-30", "2024-02-02")
+    assert contiguous.partitions[A] == [
+        ("2024-01-30", 29),
+        ("2024-01-31", 30),
+        ("2024-02-01", 31),
+        ("2024-02-02", 32),
+    ]
+    scattered = resolve_target(
+        defs.asset_graph,
+        BackfillRequestSpec(asset_keys=(A,), partition_keys=("2024-03-01", "2024-01-02")),
+        NOW,
+    )
+    assert scattered.partitions[A] == [("2024-01-02", 1), ("2024-03-01", 60)]

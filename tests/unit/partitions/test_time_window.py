@@ -23,8 +23,8 @@ CHICAGO = ZoneInfo("America/Chicago")
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def utc(*fields: int) -> datetime:
-    return datetime(*fields, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def instants(window: TimeWindow) -> tuple[float, float]:
@@ -337,6 +337,12 @@ def test_schedules_croniter_walks() -> None:
     ]
 
 
+def test_cron_aliases_are_schedules_too() -> None:
+    daily = TimeWindowPartitionsDefinition("@daily", start="2024-01-01", fmt="%Y-%m-%d")
+
+    assert daily.get_partition_keys(current_time=utc(2024, 1, 3)) == ["2024-01-01", "2024-01-02"]
+
+
 def test_every_fifteen_minutes() -> None:
     quarters = TimeWindowPartitionsDefinition("*/15 * * * *", start="2024-01-01 00:00", fmt="%Y-%m-%d %H:%M")
 
@@ -423,6 +429,31 @@ def test_a_daily_time_skipped_by_spring_forward_starts_at_the_end_of_the_gap() -
     assert hours(days.time_window_for_partition_key("2024-03-09")) == 23.5
 
 
+def test_a_window_starting_at_the_end_of_a_gap_is_keyed_by_its_scheduled_time() -> None:
+    # Nuuk skips 23:00-00:00 on 2024-03-30: that day's window starts at 00:00 on the 31st but keeps
+    # its own key, so the 31st's window (from 23:00) has a different one.
+    nuuk = DailyPartitionsDefinition(start_date="2024-03-29", hour_offset=23, timezone="America/Nuuk")
+    keys = nuuk.get_partition_keys(current_time=utc(2024, 4, 2, 2))
+    assert keys == ["2024-03-29", "2024-03-30", "2024-03-31"]
+    assert nuuk.time_window_for_partition_key("2024-03-30").start == utc(2024, 3, 31, 1)
+
+    minutes = DailyPartitionsDefinition(
+        start_date="2024-03-09 00:00",
+        hour_offset=2,
+        minute_offset=30,
+        timezone="America/Chicago",
+        fmt="%Y-%m-%d %H:%M",
+    )
+    assert minutes.get_partition_keys(current_time=utc(2024, 3, 12, 8)) == [
+        "2024-03-09 02:30",
+        "2024-03-10 02:30",
+        "2024-03-11 02:30",
+    ]
+    assert minutes.time_window_for_partition_key("2024-03-10 02:30").start == datetime(
+        2024, 3, 10, 3, tzinfo=CHICAGO
+    )
+
+
 def test_a_daily_time_repeated_by_fall_back_starts_at_its_second_instance() -> None:
     days = DailyPartitionsDefinition(
         start_date="2024-11-01", hour_offset=1, minute_offset=30, timezone="America/Chicago"
@@ -480,10 +511,10 @@ def test_a_range_outside_start_or_end_date_is_an_error() -> None:
     days = DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-02-01")
 
     with pytest.raises(
-        PartitionKeyError, match="'2023-12-31' is not a partition .* before the first partition"
+        PartitionKeyError, match=r"'2023-12-31' is not a partition .* before the first partition"
     ):
         days.get_partition_keys_in_range(PartitionKeyRange("2023-12-31", "2024-01-02"))
-    with pytest.raises(PartitionKeyError, match="'2024-02-01' is not a partition .* end_date"):
+    with pytest.raises(PartitionKeyError, match=r"'2024-02-01' is not a partition .* end_date"):
         days.get_partition_keys_in_range(PartitionKeyRange("2024-01-30", "2024-02-01"))
 
 

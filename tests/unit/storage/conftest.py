@@ -1,15 +1,19 @@
 """The storage contract suite runs every test on SQLite and on PostgreSQL.
 
-PostgreSQL tests each get a fresh schema (selected through ``search_path``), dropped afterwards, so no
-test sees another's rows. Without ``PARTITA_TEST_POSTGRES_URL`` they are skipped; with
+Each test starts from a migrated database with no rows: a copy of a migrated SQLite file, or a
+PostgreSQL schema of this session (selected through ``search_path``) emptied before the test, so no
+test sees another's rows. Tests of the migrations themselves take ``database_url``: an empty file, or a
+fresh schema per test, dropped afterwards. Without ``PARTITA_TEST_POSTGRES_URL`` they are skipped; with
 ``PARTITA_REQUIRE_POSTGRES=1`` an unreachable server fails them instead (CI must not pass by skipping).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +23,7 @@ import sqlalchemy as sa
 from code_server.asset_key import AssetKey
 from control_plane.records import BackfillRecord, BackfillStatus, RunRecord, RunStatus
 from control_plane.storage import Database
+from control_plane.storage.schema import metadata
 
 POSTGRES_URL_VARIABLE = "PARTITA_TEST_POSTGRES_URL"
 SKIP_REASON = f"{POSTGRES_URL_VARIABLE} is not set; .ci/run sets it"
@@ -52,13 +57,21 @@ def postgres_server() -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL to an empty database: a temp SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'partita.db'}"
-        return
-    server: sa.Engine = request.getfixturevalue("postgres_server")
+_BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(params=_BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every test that uses a database runs once per backend."""
+    return str(request.param)
+
+
+@contextmanager
+def _fresh_schema(server: sa.Engine) -> Iterator[str]:
+    """A new, empty PostgreSQL schema, and a URL whose connections use it; dropped afterwards."""
     schema = f"test_{uuid.uuid4().hex[:12]}"
     with server.begin() as connection:
         connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
@@ -70,20 +83,45 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
-_BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-]
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty, never migrated database: a temp SQLite file, or a fresh PostgreSQL schema."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'partita.db'}"
+        return
+    with _fresh_schema(request.getfixturevalue("postgres_server")) as url:
+        yield url
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "database_url" in metafunc.fixturenames:
-        metafunc.parametrize("database_url", _BACKENDS, indirect=True)
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that each test copies, instead of migrating its own."""
+    path = tmp_path_factory.mktemp("template") / "migrated.db"
+    Database.open(f"sqlite:///{path}").dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_migrated(postgres_server: sa.Engine) -> Iterator[str]:
+    """A migrated PostgreSQL schema for this session (each pytest-xdist worker has its own)."""
+    with _fresh_schema(postgres_server) as url:
+        Database.open(url).dispose()
+        yield url
 
 
 @pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    opened = Database.open(database_url)
+def database(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated database with no rows: a copy of the SQLite template, or the session's schema emptied."""
+    if backend == "sqlite":
+        path = tmp_path / "partita.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        opened = Database.open(f"sqlite:///{path}")
+    else:
+        opened = Database.open(request.getfixturevalue("postgres_migrated"))
+        # Emptied before (not after) the test, so that rows a failed test left never reach the next.
+        with opened.transaction() as connection:
+            for table in reversed(metadata.sorted_tables):
+                connection.execute(table.delete())
     yield opened
     opened.dispose()
 
@@ -139,12 +177,12 @@ def run_record(
 
 
 @pytest.fixture
-def make_backfill() -> object:
+def make_backfill() -> Callable[..., BackfillRecord]:
     """The ``backfill_record`` factory (fixtures, because test modules cannot import this conftest)."""
     return backfill_record
 
 
 @pytest.fixture
-def make_run() -> object:
+def make_run() -> Callable[..., RunRecord]:
     """The ``run_record`` factory."""
     return run_record

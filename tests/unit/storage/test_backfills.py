@@ -73,9 +73,21 @@ def test_a_duplicate_backfill_id_is_refused_and_writes_nothing_more(
     store: BackfillStore, launched: BackfillRecord, make_backfill: MakeBackfill
 ) -> None:
     with pytest.raises(BackfillAlreadyExists, match="bf"):
-        store.create(make_backfill("bf", assets=("z",)), _rows("bf", AssetKey("z"), _keys(3)), request=_request())
+        store.create(
+            make_backfill("bf", assets=("z",)), _rows("bf", AssetKey("z"), _keys(3)), request=_request()
+        )
     assert store.get("bf") == launched
     assert store.partitions("bf", asset_key=AssetKey("z")) == []
+
+
+def test_a_request_id_launches_one_backfill_only(store: BackfillStore, make_backfill: MakeBackfill) -> None:
+    store.create(make_backfill("bf1"), [], request=_request(), request_id="sensor:files:tick-7:0")
+    with pytest.raises(BackfillAlreadyExists, match="tick-7"):
+        store.create(make_backfill("bf2"), [], request=_request(), request_id="sensor:files:tick-7:0")
+    found = store.find_by_request_id("sensor:files:tick-7:0")
+    assert found is not None and found.id == "bf1"
+    assert store.get("bf2") is None
+    assert store.find_by_request_id("sensor:files:tick-8:0") is None
 
 
 @pytest.mark.parametrize(
@@ -118,7 +130,9 @@ def test_list_is_newest_first_and_filters_by_status_location_and_time(
         ]
     ):
         store.create(
-            make_backfill(f"bf{index}", status=status, location=location, created_at=t0 + timedelta(hours=index)),
+            make_backfill(
+                f"bf{index}", status=status, location=location, created_at=t0 + timedelta(hours=index)
+            ),
             [],
             request=_request(),
         )
@@ -187,7 +201,9 @@ def test_active_ids_are_the_unfinished_backfills(store: BackfillStore, make_back
 # --- partitions -------------------------------------------------------------------------------------
 
 
-def test_partitions_are_ordered_by_asset_then_position(store: BackfillStore, make_backfill: MakeBackfill) -> None:
+def test_partitions_are_ordered_by_asset_then_position(
+    store: BackfillStore, make_backfill: MakeBackfill
+) -> None:
     keys = ["2024-01-03", "2024-01-01", "2024-01-02"]  # positions decide, not the key text
     store.create(
         make_backfill("bf", assets=("c", "a")),
@@ -211,7 +227,9 @@ def test_partitions_filter_by_asset_status_and_keys(store: BackfillStore, launch
         "k00001",
         "k00003",
     ]
-    assert [(p.asset_key, p.partition_key) for p in store.partitions("bf", partition_keys=["k00004", "k00000"])] == [
+    assert [
+        (p.asset_key, p.partition_key) for p in store.partitions("bf", partition_keys=["k00004", "k00000"])
+    ] == [
         (A, "k00000"),
         (A, "k00004"),
         (C, "k00000"),
@@ -266,7 +284,9 @@ def test_assign_runs_queues_each_partition_in_its_run(store: BackfillStore, laun
     store.assign_runs("bf", [])
 
 
-def test_set_status_for_run_moves_only_that_runs_partitions(store: BackfillStore, launched: BackfillRecord) -> None:
+def test_set_status_for_run_moves_only_that_runs_partitions(
+    store: BackfillStore, launched: BackfillRecord
+) -> None:
     store.assign_runs("bf", [(A, "k00000", "r1"), (B, "k00000", "r1"), (A, "k00001", "r2")])
     assert store.set_status_for_run("r1", P.RUNNING, only_from=[P.QUEUED]) == 2
     assert store.set_status_for_run("r1", P.MATERIALIZED, asset_key=A) == 1
@@ -306,9 +326,15 @@ def test_store_methods_grouped_in_one_transaction_roll_back_together(
 # --- bulk ---------------------------------------------------------------------------------------------
 
 
-def test_bulk_operations_over_ten_thousand_partitions(store: BackfillStore, make_backfill: MakeBackfill) -> None:
+def test_bulk_operations_over_ten_thousand_partitions(
+    store: BackfillStore, make_backfill: MakeBackfill
+) -> None:
     keys = _keys(10_000)
-    store.create(make_backfill("big", assets=("a", "c")), _rows("big", A, keys) + _rows("big", C, keys), request=_request())
+    store.create(
+        make_backfill("big", assets=("a", "c")),
+        _rows("big", A, keys) + _rows("big", C, keys),
+        request=_request(),
+    )
     assert store.partition_counts("big") == {A: {P.PENDING: 10_000}, C: {P.PENDING: 10_000}}
 
     store.assign_runs("big", [(A, key, f"run-{index // 100}") for index, key in enumerate(keys)])

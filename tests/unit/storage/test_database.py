@@ -11,7 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from control_plane.storage import Database
+from control_plane import storage
+from control_plane.storage import DaemonCursorStore, Database, RunEventStore
 from control_plane.storage.database import DEFAULT_DATABASE_URL, MIGRATIONS_DIRECTORY
 from control_plane.storage.schema import daemon_cursors, metadata
 
@@ -43,7 +44,9 @@ def test_opening_a_migrated_database_again_keeps_its_rows(database_url: str) -> 
 
 def test_a_failed_transaction_writes_nothing(database: Database) -> None:
     with pytest.raises(RuntimeError), database.transaction() as connection:
-        connection.execute(sa.insert(daemon_cursors).values(name="x", value="1", updated_at=datetime.now(UTC)))
+        connection.execute(
+            sa.insert(daemon_cursors).values(name="x", value="1", updated_at=datetime.now(UTC))
+        )
         raise RuntimeError("abort")
     with database.read() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(daemon_cursors)).scalar_one() == 0
@@ -66,7 +69,9 @@ def test_timestamps_come_back_aware_in_utc(database: Database) -> None:
 
 def test_naive_timestamps_are_refused(database: Database) -> None:
     with pytest.raises(sa.exc.StatementError, match="naive"), database.transaction() as connection:
-        connection.execute(sa.insert(daemon_cursors).values(name="t", value="", updated_at=datetime(2024, 1, 1)))
+        connection.execute(
+            sa.insert(daemon_cursors).values(name="t", value="", updated_at=datetime(2024, 1, 1))
+        )
 
 
 def test_sqlite_runs_in_wal_mode_with_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
@@ -107,3 +112,36 @@ def test_migrations_do_not_depend_on_the_working_directory(
 def test_unsupported_urls_are_refused_with_what_to_use(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Database.open(url)
+
+
+def test_stores_stamp_rows_with_the_databases_clock(database_url: str) -> None:
+    now = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
+    database = Database.open(database_url, clock=lambda: now)
+    cursors = DaemonCursorStore(database)
+    cursors.set("sensor", "1")
+    RunEventStore(database).append("r1", [("stdout", "hello", None)])
+    with database.read() as connection:
+        assert connection.execute(sa.select(daemon_cursors.c.updated_at)).scalar_one() == now
+    assert RunEventStore(database).list("r1")[0].timestamp == now
+    database.dispose()
+
+
+def test_the_public_names_are_pinned() -> None:
+    assert sorted(storage.__all__) == [
+        "AssetStatusStore",
+        "BackfillAlreadyExists",
+        "BackfillStore",
+        "DaemonCursorStore",
+        "Database",
+        "NotFound",
+        "RunAlreadyExists",
+        "RunEventStore",
+        "RunKeyAlreadyUsed",
+        "RunStore",
+        "StorageError",
+    ]
+    assert all(
+        issubclass(getattr(storage, name), storage.StorageError)
+        for name in storage.__all__
+        if "Already" in name
+    )

@@ -36,7 +36,9 @@ def _ids(records: list[RunRecord]) -> list[str]:
     return [record.id for record in records]
 
 
-def test_a_created_run_reads_back_as_written(store: RunStore, backfills: BackfillStore, make_run: MakeRun) -> None:
+def test_a_created_run_reads_back_as_written(
+    store: RunStore, backfills: BackfillStore, make_run: MakeRun
+) -> None:
     run = make_run(
         "r1",
         backfill_id="bf1",
@@ -84,7 +86,9 @@ def test_runs_without_a_run_key_never_collide(store: RunStore, make_run: MakeRun
     assert {run.id for run in store.list()} == {"r1", "r2"}
 
 
-def test_list_filters_and_orders_newest_first(store: RunStore, backfills: BackfillStore, make_run: MakeRun) -> None:
+def test_list_filters_and_orders_newest_first(
+    store: RunStore, backfills: BackfillStore, make_run: MakeRun
+) -> None:
     t0 = make_run("x").created_at
     store.create_many(
         [
@@ -118,7 +122,9 @@ def test_list_filters_by_every_given_tag(store: RunStore, make_run: MakeRun) -> 
 def test_update_status_is_a_compare_and_set(store: RunStore, make_run: MakeRun) -> None:
     run = make_run("r1")
     store.create_many([run])
-    assert store.update_status("r1", S.STARTING, launcher_kind="local", launcher_handle="pid:7", only_from=[S.QUEUED])
+    assert store.update_status(
+        "r1", S.STARTING, launcher_kind="local", launcher_handle="pid:7", only_from=[S.QUEUED]
+    )
     # A second launcher loses the race: the run is no longer queued.
     assert not store.update_status("r1", S.STARTING, launcher_handle="pid:8", only_from=[S.QUEUED])
     started = run.created_at + timedelta(seconds=5)
@@ -175,7 +181,9 @@ def test_active_counts_are_per_backfill_and_in_total(
     assert store.count(statuses=[S.FAILURE]) == 0
 
 
-def test_canceling_queued_runs_leaves_launched_ones(store: RunStore, backfills: BackfillStore, make_run: MakeRun) -> None:
+def test_canceling_queued_runs_leaves_launched_ones(
+    store: RunStore, backfills: BackfillStore, make_run: MakeRun
+) -> None:
     store.create_many(
         [
             make_run("q1", backfill_id="bf1"),
@@ -195,8 +203,12 @@ def test_canceling_queued_runs_leaves_launched_ones(store: RunStore, backfills: 
     }
 
 
-def test_priority_changes_reach_only_queued_runs(store: RunStore, backfills: BackfillStore, make_run: MakeRun) -> None:
-    store.create_many([make_run("q1", backfill_id="bf1"), make_run("s1", backfill_id="bf1", status=S.STARTED)])
+def test_priority_changes_reach_only_queued_runs(
+    store: RunStore, backfills: BackfillStore, make_run: MakeRun
+) -> None:
+    store.create_many(
+        [make_run("q1", backfill_id="bf1"), make_run("s1", backfill_id="bf1", status=S.STARTED)]
+    )
     assert store.set_priority_of_queued("bf1", 5) == 1
     assert {run.id: run.priority for run in store.list()} == {"q1": 5, "s1": 0}
 

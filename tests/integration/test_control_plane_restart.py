@@ -1,0 +1,192 @@
+"""The control plane killed with SIGKILL mid-backfill and restarted: nothing lost, nothing run twice.
+
+Everything is real: the control plane is a ``partita control-plane`` process on SQLite, the code
+server a process, each run a ``partita execute-run`` process. Runs that were active at the kill keep
+running (they are in sessions of their own) and report to the restarted control plane on the same
+port, retrying while it is away.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from code_server.asset_key import AssetKey
+from code_server.partitions.keys import PartitionKeyRange
+from code_server.server.spawn import SpawnedCodeServer, spawn_code_server
+from code_server.wire.automation import BackfillRequestSpec
+from control_plane.api.enums import backfill_status_from_proto, run_status_from_proto
+from control_plane.client import ControlPlaneClient, ControlPlaneUnreachable
+from control_plane.records import BackfillStatus, RunStatus
+from control_plane.views import LaunchOptions
+from partita.controlplane.v1 import backfills_pb2, runs_pb2
+from tests.integration.conftest import ROOT, read_jsonl
+
+pytestmark = pytest.mark.integration
+
+DAYS = [f"2024-03-{day:02d}" for day in range(1, 13)]
+CHAIN = ("paced_a", "paced_b", "paced_c")
+
+
+def free_port() -> int:
+    """A port nothing listens on now; the control plane binds it (again, after the restart)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class ControlPlaneProcess:
+    """``partita control-plane`` as a child process, its output appended to one log file."""
+
+    def __init__(self, arguments: list[str], log_path: Path) -> None:
+        self._arguments = arguments
+        self._log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, client: ControlPlaneClient, timeout: float = 30.0) -> None:
+        with self._log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "partita.cli", "control-plane", *self._arguments],
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"The control plane exited ({self.process.returncode}):\n{self.log()}")
+            try:
+                client.code_locations()
+                return
+            except ControlPlaneUnreachable:
+                time.sleep(0.1)
+        raise AssertionError(f"The control plane did not serve within {timeout} s:\n{self.log()}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def log(self) -> str:
+        return self._log_path.read_text(errors="replace")[-5000:]
+
+
+@pytest.fixture
+def paced_code_server(output_file: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SpawnedCodeServer]:
+    # Inherited by the control plane and, through it, by every run process.
+    monkeypatch.setenv("PARTITA_TEST_PACE", "0.2")
+    server = spawn_code_server(
+        module_name="tests.fixtures.paced_location", working_directory=str(ROOT), location_name="tests"
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def control_plane_process(
+    paced_code_server: SpawnedCodeServer, tmp_path: Path
+) -> Iterator[tuple[ControlPlaneProcess, ControlPlaneClient]]:
+    port = free_port()
+    arguments = [
+        "--db", f"sqlite:///{tmp_path / 'partita.db'}",
+        "--code-server", f"tests={paced_code_server.address}",
+        "--port", str(port),
+        "--max-concurrent-runs", "2",
+    ]  # fmt: skip
+    process = ControlPlaneProcess(arguments, tmp_path / "control-plane.log")
+    client = ControlPlaneClient(f"127.0.0.1:{port}", timeout=10.0, retries=5, retry_backoff=0.2)
+    yield process, client
+    client.close()
+    process.stop()
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"Timed out after {timeout} s waiting until {what}")
+
+
+def runs_of(client: ControlPlaneClient, backfill_id: str) -> list[runs_pb2.Run]:
+    page = client.list_runs(backfill_id=backfill_id, page_size=1000)
+    assert page.next_page_token == ""
+    return page.runs
+
+
+def count_runs(client: ControlPlaneClient, backfill_id: str, status: RunStatus) -> int:
+    return sum(run_status_from_proto(run.status) is status for run in runs_of(client, backfill_id))
+
+
+def test_control_plane_killed_mid_backfill_completes_after_restart_without_loss_or_duplicates(
+    control_plane_process: tuple[ControlPlaneProcess, ControlPlaneClient], output_file: Path
+) -> None:
+    process, client = control_plane_process
+    process.start(client)
+    spec = BackfillRequestSpec(
+        asset_keys=tuple(AssetKey(name) for name in CHAIN),
+        partition_ranges=(PartitionKeyRange(DAYS[0], DAYS[-1]),),
+    )
+    launched = client.launch_backfill(spec, LaunchOptions(location="tests"))
+    assert isinstance(launched, backfills_pb2.Backfill)
+    backfill_id = launched.backfill_id
+    planned_runs = runs_of(client, backfill_id)
+    assert len(planned_runs) == len(DAYS)  # no policy: one run per day, all planned at launch
+
+    # Mid-way: some runs done, two running (the global limit), the rest queued.
+    wait_until(
+        lambda: (
+            count_runs(client, backfill_id, RunStatus.SUCCESS) >= 2
+            and count_runs(client, backfill_id, RunStatus.STARTED) == 2
+        ),
+        "2 runs succeeded and 2 are running",
+    )
+    process.kill()
+    before_restart = read_jsonl(output_file)
+    assert len(before_restart) < len(DAYS) * len(CHAIN)
+
+    process.start(client)
+    wait_until(
+        lambda: backfill_status_from_proto(client.get_backfill(backfill_id).status).is_terminal,
+        "the backfill ended",
+        timeout=120.0,
+    )
+
+    final = client.get_backfill(backfill_id)
+    assert backfill_status_from_proto(final.status) is BackfillStatus.COMPLETED_SUCCESS, process.log()
+    runs = runs_of(client, backfill_id)
+    # The runs are the ones planned at launch: none added, none lost, every one succeeded.
+    assert {run.run_id for run in runs} == {run.run_id for run in planned_runs}
+    assert Counter(run_status_from_proto(run.status) for run in runs) == {RunStatus.SUCCESS: len(DAYS)}
+    assert sorted(run.partition_key for run in runs) == DAYS
+    # Every partition of every asset was materialized exactly once, by the run it was planned in.
+    materialized = read_jsonl(output_file)
+    run_of_day = {run.partition_key: run.run_id for run in runs}
+    assert Counter((entry["asset"], tuple(entry["keys"])) for entry in materialized) == Counter(
+        {(asset, (day,)): 1 for asset in CHAIN for day in DAYS}
+    )
+    assert all(entry["run"] == run_of_day[entry["keys"][0]] for entry in materialized)
+    # Nothing anywhere is left queued, starting or running.
+    every_run = client.list_runs(page_size=1000).runs
+    assert all(run_status_from_proto(run.status).is_terminal for run in every_run)
