@@ -9,10 +9,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from sqlalchemy.engine import make_url
 
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
@@ -60,6 +62,16 @@ class ControlPlaneConfig:
     location_refresh_seconds: float = 5.0
     monitor_seconds: float = 2.0
     run_start_timeout: timedelta = timedelta(minutes=10)
+    #: Where the local launcher writes run output; default: beside a SQLite database, else .partita/.
+    run_log_directory: str | None = None
+
+    def resolved_run_log_directory(self) -> Path:
+        if self.run_log_directory:
+            return Path(self.run_log_directory)
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            return Path(url.database).resolve().parent / "run-logs"
+        return Path(".partita/run-logs")
 
 
 class ControlPlane(ControlPlaneService):
@@ -80,7 +92,9 @@ class ControlPlane(ControlPlaneService):
         self._runs = RunStore(self.database)
         self._events = RunEventStore(self.database)
         self.locations = CodeLocations(config.code_servers, clock=clock)
-        self.launcher = launcher or LocalProcessLauncher(on_output=self._record_output)
+        self.launcher = launcher or LocalProcessLauncher(
+            on_output=self._record_output, log_directory=config.resolved_run_log_directory()
+        )
         self._server = grpc.server(ThreadPoolExecutor(max_workers=32, thread_name_prefix="control-plane"))
         self.port = self._server.add_insecure_port(f"{config.host}:{config.port}")
         self.address = f"{config.host}:{self.port}"
@@ -110,6 +124,7 @@ class ControlPlane(ControlPlaneService):
 
     def start(self) -> None:
         self.locations.refresh()
+        self.queue.requeue_interrupted_launches()
         self.engine.note_all_running()
         self._server.start()
         self._health.set("", health_pb2.HealthCheckResponse.SERVING)

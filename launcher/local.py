@@ -1,4 +1,9 @@
-"""The embedded default's launcher: one ``partita execute-run`` subprocess per run."""
+"""The embedded default's launcher: one ``partita execute-run`` subprocess per run.
+
+A run's output goes to a log file of its own, not to a pipe into the control plane: a control plane
+that is killed and restarted must not take its runs down with it (a write to a pipe whose reader
+died fails), and the file keeps everything the run printed.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from launcher.base import LauncherError, LaunchRequest, RunHealth, RunLauncher, RunState
 
@@ -16,6 +23,9 @@ from launcher.base import LauncherError, LaunchRequest, RunHealth, RunLauncher, 
 OutputHandler = Callable[[str, str], None]
 
 _TERMINATE_GRACE_SECONDS = 5.0
+_FOLLOW_INTERVAL_SECONDS = 0.1
+#: Where run logs go by default (beside the embedded default's database).
+DEFAULT_LOG_DIRECTORY = Path(".partita/run-logs")
 
 
 class LocalProcessLauncher(RunLauncher):
@@ -27,40 +37,47 @@ class LocalProcessLauncher(RunLauncher):
         self,
         on_output: OutputHandler | None = None,
         *,
+        log_directory: str | Path = DEFAULT_LOG_DIRECTORY,
         python: str = sys.executable,
         environment: Mapping[str, str] | None = None,
     ) -> None:
         self._on_output = on_output
+        self._log_directory = Path(log_directory)
         self._python = python
         self._environment = dict(environment or {})
-        self._processes: dict[str, subprocess.Popen[str]] = {}
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
 
     def launch(self, request: LaunchRequest) -> str:
         command = [self._python, "-m", "partita.cli", *request.execute_run_arguments()]
         env = {**os.environ, **self._environment, "PYTHONUNBUFFERED": "1"}
+        log_path = self.log_path(request.run_id)
         try:
-            process = subprocess.Popen(
-                command,
-                cwd=request.location.working_directory or None,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                start_new_session=True,
-            )
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with log_path.open("ab") as log:
+                process = subprocess.Popen(
+                    command,
+                    cwd=request.location.working_directory or None,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
         except OSError as error:
             raise LauncherError(f"Could not start run {request.run_id}: {error}") from error
         with self._lock:
             self._processes[request.run_id] = process
         threading.Thread(
-            target=self._pump_output,
-            args=(request.run_id, process),
+            target=self._follow_output,
+            args=(request.run_id, process, log_path),
             name=f"run-output-{request.run_id}",
             daemon=True,
         ).start()
         return str(process.pid)
+
+    def log_path(self, run_id: str) -> Path:
+        return self._log_directory / f"{run_id}.log"
 
     def terminate(self, run_id: str, handle: str) -> bool:
         process = self._processes.get(run_id)
@@ -105,13 +122,24 @@ class LocalProcessLauncher(RunLauncher):
         with self._lock:
             self._processes.clear()
 
-    def _pump_output(self, run_id: str, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if self._on_output is not None:
-                self._on_output(run_id, line.rstrip("\n"))
-        process.stdout.close()
-        process.wait()
+    def _follow_output(self, run_id: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+        """Hand each complete line of the run's log to ``on_output`` until the process has exited."""
+        with log_path.open("rb") as log:
+            pending = b""
+            while True:
+                exited = process.poll() is not None
+                chunk = log.read()
+                if chunk:
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for line in lines:
+                        if self._on_output is not None:
+                            self._on_output(run_id, line.decode(errors="replace"))
+                elif exited:
+                    if pending and self._on_output is not None:
+                        self._on_output(run_id, pending.decode(errors="replace"))
+                    return
+                else:
+                    time.sleep(_FOLLOW_INTERVAL_SECONDS)
 
 
 def _signal_group(pid: int, signum: signal.Signals) -> None:
