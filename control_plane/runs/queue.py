@@ -48,6 +48,38 @@ class RunQueue:
         self._last_turn: dict[str, int] = {}
         self._turns = itertools.count(1)
 
+    def requeue_interrupted_launches(self) -> int:
+        """At start: queue again the runs a stopped control plane was launching; returns how many.
+
+        A run is marked starting before the launcher is called and gets its handle right after, so
+        a run starting with no handle was cut off mid-launch: almost surely before its process
+        began (the other order leaves only the instant between the launcher's return and the
+        write). Queued again under the same id, it is launched once, and nothing is planned twice.
+        """
+        interrupted = [
+            run
+            for run in self._runs.list(statuses=[RunStatus.STARTING], limit=100_000)
+            if not run.launcher_handle
+        ]
+        requeued = 0
+        for run in interrupted:
+            if self._runs.update_status(run.id, RunStatus.QUEUED, only_from=(RunStatus.STARTING,)):
+                requeued += 1
+                self._events.append(
+                    run.id,
+                    [
+                        (
+                            "control_plane",
+                            "The control plane stopped while launching this run; queued again",
+                            None,
+                        )
+                    ],
+                )
+                logger.warning(
+                    "Run %s was being launched when the control plane stopped; queued again", run.id
+                )
+        return requeued
+
     def launch_queued(self) -> int:
         """Launch as many queued runs as the limits allow; returns how many were launched."""
         total_active, active_by_backfill = self._runs.active_counts()

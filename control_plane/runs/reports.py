@@ -2,6 +2,11 @@
 
 Reports may repeat (a worker retries while the control plane restarts): each event is applied once,
 recognized by (run id, worker id, sequence), and status updates only move forward.
+
+A report's statuses are written *before* it is marked as applied, and its log line after: a control
+plane killed between the two leaves the report unmarked, so the worker's resend applies it again
+(harmless, statuses only move forward) instead of being dropped as a duplicate with its outcome
+lost. At worst such a crash costs one log line, never a partition's status.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from control_plane.records import PartitionStatus, RunRecord, RunStatus
 from control_plane.storage import AssetStatusStore, BackfillStore, Database, RunEventStore, RunStore
 
 logger = logging.getLogger("partita.control_plane.reports")
+
+#: (kind, message, asset) of one run log entry.
+LogEntry = tuple[str, str, AssetKey | None]
 
 #: Partition statuses a report may move on from. A late "materialized" still wins over a cancel.
 _OPEN = (PartitionStatus.PENDING, PartitionStatus.QUEUED, PartitionStatus.RUNNING, PartitionStatus.CANCELED)
@@ -64,7 +72,7 @@ class AppliedReports:
 
 
 class RunReportHandler:
-    """Applies reports in order, each in its own transaction."""
+    """Applies reports in order: statuses first, then the mark that makes a resend a duplicate."""
 
     def __init__(self, database: Database, *, on_applied: Callable[[AppliedReports], None]) -> None:
         self._runs = RunStore(database)
@@ -76,20 +84,26 @@ class RunReportHandler:
     def apply(self, reports: Sequence[RunReport]) -> AppliedReports:
         applied = AppliedReports()
         for report in reports:
-            if not self._events.mark_reported(report.run_id, report.event_id):
-                applied.duplicates += 1
-                continue
             run = self._runs.get(report.run_id)
             if run is None:
                 logger.warning("Report for unknown run %s ignored", report.run_id)
                 continue
-            applied.accepted += 1
+            effects = AppliedReports()
             if isinstance(report, RunStartedReport):
-                self._started(run, report)
+                log = self._started(run, report)
             elif isinstance(report, PartitionOutcomeReport):
-                self._partition_outcome(run, report, applied)
+                log = self._partition_outcome(run, report, effects)
             else:
-                self._finished(run, report, applied)
+                log = self._finished(run, report, effects)
+            if not self._events.mark_reported(report.run_id, report.event_id):
+                applied.duplicates += 1  # applied before; doing it again changed nothing
+                continue
+            self._events.append(run.id, log)
+            applied.accepted += 1
+            for backfill_id, changes in effects.changes.items():
+                for asset_key, keys in changes.items():
+                    applied.changes.setdefault(backfill_id, {}).setdefault(asset_key, []).extend(keys)
+            applied.finished_runs.extend(effects.finished_runs)
             latest = self._runs.get(run.id)
             if latest is not None:
                 applied.run_statuses[run.id] = latest.status
@@ -119,7 +133,7 @@ class RunReportHandler:
                 run.id, PartitionStatus.CANCELED, only_from=(PartitionStatus.QUEUED, PartitionStatus.RUNNING)
             )
 
-    def _started(self, run: RunRecord, report: RunStartedReport) -> None:
+    def _started(self, run: RunRecord, report: RunStartedReport) -> list[LogEntry]:
         self._runs.update_status(
             run.id,
             RunStatus.STARTED,
@@ -130,11 +144,11 @@ class RunReportHandler:
             self._backfills.set_status_for_run(
                 run.id, PartitionStatus.RUNNING, only_from=(PartitionStatus.QUEUED,)
             )
-        self._events.append(run.id, [("run_started", f"Run started {report.detail}".strip(), None)])
+        return [("run_started", f"Run started {report.detail}".strip(), None)]
 
     def _partition_outcome(
         self, run: RunRecord, report: PartitionOutcomeReport, applied: AppliedReports
-    ) -> None:
+    ) -> list[LogEntry]:
         if report.materialized:
             status, message = PartitionStatus.MATERIALIZED, "Materialized"
         elif report.upstream_failed:
@@ -142,24 +156,21 @@ class RunReportHandler:
         else:
             status, message = PartitionStatus.FAILED, report.error or "Failed"
         range_text = str(run.partition_range) if run.partition_range else "(unpartitioned)"
-        self._events.append(
-            run.id,
-            [
-                (
-                    f"partition_{status.value}",
-                    f"{report.asset_key.to_user_string()} {range_text}: {message}",
-                    report.asset_key,
-                )
-            ],
-        )
         keys = self._partition_keys_of(run, report.asset_key)
         if status is not PartitionStatus.UPSTREAM_FAILED:
             self._asset_status.upsert(report.asset_key, keys, status, run.id)
         if run.backfill_id:
             self._backfills.set_status_for_run(run.id, status, asset_key=report.asset_key, only_from=_OPEN)
             applied.changes.setdefault(run.backfill_id, {}).setdefault(report.asset_key, []).extend(keys)
+        return [
+            (
+                f"partition_{status.value}",
+                f"{report.asset_key.to_user_string()} {range_text}: {message}",
+                report.asset_key,
+            )
+        ]
 
-    def _finished(self, run: RunRecord, report: RunFinishedReport, applied: AppliedReports) -> None:
+    def _finished(self, run: RunRecord, report: RunFinishedReport, applied: AppliedReports) -> list[LogEntry]:
         status = RunStatus.SUCCESS if report.success else RunStatus.FAILURE
         error = report.error if report.success or report.error else self._first_asset_failure(run.id)
         # A run being canceled ends as canceled, whatever it says.
@@ -168,21 +179,14 @@ class RunReportHandler:
         self._runs.update_status(
             run.id, status, error=error, ended_at=report.timestamp, only_from=_UNFINISHED_RUN_STATUSES
         )
-        self._events.append(
-            run.id,
-            [
-                (
-                    "run_finished",
-                    f"Run finished: {status.value}" + (f": {error}" if error else ""),
-                    None,
-                )
-            ],
+        # A partition still open now never will be: its outcome was not reported (or lost).
+        self._fail_open_partitions(
+            run,
+            report.error or "The run ended without reporting this partition's outcome.",
+            applied,
         )
-        if not report.success:
-            self._fail_open_partitions(
-                run, report.error or "The run ended before this partition finished.", applied
-            )
         applied.finished_runs.append(run.id)
+        return [("run_finished", f"Run finished: {status.value}" + (f": {error}" if error else ""), None)]
 
     def _first_asset_failure(self, run_id: str) -> str | None:
         """``asset: Error: message`` of the first asset that failed in the run, from its event log."""

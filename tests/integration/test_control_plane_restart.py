@@ -3,7 +3,9 @@
 Everything is real: the control plane is a ``partita control-plane`` process on SQLite, the code
 server a process, each run a ``partita execute-run`` process. Runs that were active at the kill keep
 running (they are in sessions of their own) and report to the restarted control plane on the same
-port, retrying while it is away.
+port, retrying while it is away. While the control plane is down, the test also leaves one run in
+the state a kill in the middle of a launch leaves (starting, no launcher handle), which the kill
+itself hits only by chance.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from code_server.wire.automation import BackfillRequestSpec
 from control_plane.api.enums import backfill_status_from_proto, run_status_from_proto
 from control_plane.client import ControlPlaneClient, ControlPlaneUnreachable
 from control_plane.records import BackfillStatus, RunStatus
+from control_plane.storage import Database, RunStore
 from control_plane.views import LaunchOptions
 from partita.controlplane.v1 import backfills_pb2, runs_pb2
 from tests.integration.conftest import ROOT, read_jsonl
@@ -103,12 +106,17 @@ def paced_code_server(output_file: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
 
 
 @pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'partita.db'}"
+
+
+@pytest.fixture
 def control_plane_process(
-    paced_code_server: SpawnedCodeServer, tmp_path: Path
+    paced_code_server: SpawnedCodeServer, database_url: str, tmp_path: Path
 ) -> Iterator[tuple[ControlPlaneProcess, ControlPlaneClient]]:
     port = free_port()
     arguments = [
-        "--db", f"sqlite:///{tmp_path / 'partita.db'}",
+        "--db", database_url,
         "--code-server", f"tests={paced_code_server.address}",
         "--port", str(port),
         "--max-concurrent-runs", "2",
@@ -140,7 +148,9 @@ def count_runs(client: ControlPlaneClient, backfill_id: str, status: RunStatus) 
 
 
 def test_control_plane_killed_mid_backfill_completes_after_restart_without_loss_or_duplicates(
-    control_plane_process: tuple[ControlPlaneProcess, ControlPlaneClient], output_file: Path
+    control_plane_process: tuple[ControlPlaneProcess, ControlPlaneClient],
+    output_file: Path,
+    database_url: str,
 ) -> None:
     process, client = control_plane_process
     process.start(client)
@@ -163,8 +173,18 @@ def test_control_plane_killed_mid_backfill_completes_after_restart_without_loss_
         "2 runs succeeded and 2 are running",
     )
     process.kill()
-    before_restart = read_jsonl(output_file)
-    assert len(before_restart) < len(DAYS) * len(CHAIN)
+    assert len(read_jsonl(output_file)) < len(DAYS) * len(CHAIN)
+    database = Database.open(database_url)
+    try:
+        store = RunStore(database)
+        at_kill = Counter(run.status for run in store.list(backfill_id=backfill_id, limit=1000))
+        assert at_kill[RunStatus.STARTED] + at_kill[RunStatus.STARTING] >= 1, at_kill  # orphans to adopt
+        assert at_kill[RunStatus.QUEUED] >= 2, at_kill
+        # Also leave what a kill in the middle of a launch leaves: a run starting, with no handle.
+        interrupted = store.queued_runs(limit=1, backfill_id=backfill_id)[0]
+        assert store.update_status(interrupted.id, RunStatus.STARTING, only_from=(RunStatus.QUEUED,))
+    finally:
+        database.dispose()
 
     process.start(client)
     wait_until(

@@ -43,11 +43,15 @@ def paced_code_server() -> Iterator[SpawnedCodeServer]:
 
 
 @pytest.fixture
-def gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Closed until the test creates the file; run processes inherit its name from this process."""
+def gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Closed until the test creates the file; run processes inherit its name from this process.
+
+    Opened at teardown, so that a failed test leaves no run process waiting.
+    """
     path = tmp_path / "gate"
     monkeypatch.setenv("PARTITA_TEST_GATE", str(path))
-    return path
+    yield path
+    path.touch()
 
 
 @pytest.fixture

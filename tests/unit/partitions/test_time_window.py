@@ -464,6 +464,26 @@ def test_a_daily_time_repeated_by_fall_back_starts_at_its_second_instance() -> N
     assert hours(days.time_window_for_partition_key("2024-11-02")) == 25
 
 
+def test_a_week_of_daylight_saving_time_is_seen() -> None:
+    # Recife kept summer time for one week in October 2000, starting at midnight.
+    days = DailyPartitionsDefinition(start_date="2000-10-01", timezone="America/Recife")
+
+    assert [hours(days.time_window_for_partition_key(f"2000-10-{day:02d}")) for day in range(7, 16)] == [
+        24,
+        23,
+        24,
+        24,
+        24,
+        24,
+        24,
+        25,
+        24,
+    ]
+    assert days.time_window_for_partition_key("2000-10-08").start == utc(
+        2000, 10, 8, 3
+    )  # 01:00, after the gap
+
+
 def test_keys_with_an_offset_in_the_format_need_no_suffix() -> None:
     hourly = HourlyPartitionsDefinition(
         start_date="2024-11-03-00:00-0500", timezone="America/Chicago", fmt="%Y-%m-%d-%H:%M%z"
