@@ -333,7 +333,10 @@ class ControlPlane(ControlPlaneService):
                 only_from=(RunStatus.CANCELING, RunStatus.STARTING, RunStatus.STARTED),
             )
         self._events.append(run.id, [("control_plane", "Run canceled", None)])
-        self.reports.cancel_open_partitions(run)
+        canceled = self.reports.cancel_open_partitions(run)
+        if run.backfill_id and canceled:
+            # Their children in the backfill can no longer run: let the planner mark them.
+            self.engine.note_changes(run.backfill_id, canceled)
 
     def run_logs(self, run_id: str, *, after_sequence: int = 0, limit: int = 1000) -> list[RunEventRecord]:
         self.get_run(run_id)

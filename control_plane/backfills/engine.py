@@ -81,6 +81,8 @@ class BackfillEngine:
         self._lock = threading.Lock()
         self._changes: dict[str, dict[AssetKey, set[str]]] = {}
         self._full_plans: set[str] = set()
+        #: Backfills given a safety-net full plan since their last change (so it runs once, not every tick).
+        self._safety_planned: set[str] = set()
 
     # --- launching ------------------------------------------------------------------------------
 
@@ -173,6 +175,7 @@ class BackfillEngine:
 
     def note_changes(self, backfill_id: str, changes: Mapping[AssetKey, Collection[str]]) -> None:
         with self._lock:
+            self._safety_planned.discard(backfill_id)
             noted = self._changes.setdefault(backfill_id, {})
             for asset_key, keys in changes.items():
                 noted.setdefault(asset_key, set()).update(keys)
@@ -266,8 +269,12 @@ class BackfillEngine:
             final = BackfillStatus.CANCELED
         else:
             if self._backfills.count_partitions(backfill_id, statuses=_UNFINISHED_PARTITIONS):
-                if not self.has_pending_work:
-                    # Nothing runs, yet partitions wait: plan them from storage (a safety net).
+                with self._lock:
+                    first_time = backfill_id not in self._safety_planned
+                    self._safety_planned.add(backfill_id)
+                if first_time:
+                    # Nothing runs, yet partitions wait: plan them from storage once (a safety net),
+                    # and not again until something changes, so a stuck backfill cannot spin the daemon.
                     self.note_full_plan(backfill_id)
                 return None
             counts = self._backfills.partition_counts(backfill_id)

@@ -126,12 +126,17 @@ class RunReportHandler:
             self._on_applied(applied)
         return applied
 
-    def cancel_open_partitions(self, run: RunRecord) -> None:
-        """A canceled run's partitions that had not finished are canceled too."""
-        if run.backfill_id:
-            self._backfills.set_status_for_run(
-                run.id, PartitionStatus.CANCELED, only_from=(PartitionStatus.QUEUED, PartitionStatus.RUNNING)
-            )
+    def cancel_open_partitions(self, run: RunRecord) -> dict[AssetKey, list[str]]:
+        """A canceled run's partitions that had not finished are canceled too; returns them by asset."""
+        if not run.backfill_id:
+            return {}
+        open_statuses = (PartitionStatus.QUEUED, PartitionStatus.RUNNING)
+        canceled: dict[AssetKey, list[str]] = {}
+        for row in self._backfills.partitions_of_run(run.id):
+            if row.status in open_statuses:
+                canceled.setdefault(row.asset_key, []).append(row.partition_key)
+        self._backfills.set_status_for_run(run.id, PartitionStatus.CANCELED, only_from=open_statuses)
+        return canceled
 
     def _started(self, run: RunRecord, report: RunStartedReport) -> list[LogEntry]:
         self._runs.update_status(
