@@ -188,7 +188,8 @@ class BackfillEngine:
 
     def note_all_running(self) -> None:
         """After a restart: plan every running backfill from its stored rows."""
-        for backfill in self._backfills.list(statuses=[BackfillStatus.RUNNING], limit=100_000):
+        active = [BackfillStatus.RUNNING, BackfillStatus.CANCELING]  # a cancel cut off by a crash ends too
+        for backfill in self._backfills.list(statuses=active, limit=100_000):
             self.note_full_plan(backfill.id)
 
     def tick(self) -> int:

@@ -56,6 +56,11 @@ class RunMonitor:
             latest = self._runs.get(run.id)
             if latest is None or latest.status.is_terminal:
                 continue  # it reported its end while we looked
+            if latest.status is RunStatus.CANCELING:
+                # Being canceled: its end is the cancel's doing. Finish it as canceled (the canceler
+                # does the same; whichever comes first wins the compare-and-set).
+                self._reports.finish_canceled_run(latest, now)
+                continue
             logger.warning("Failing run %s: %s", run.id, reason)
             self._reports.fail_run(latest, reason, now)
             failed += 1

@@ -116,15 +116,26 @@ class RunReportHandler:
     ) -> AppliedReports:
         """Fail a run the worker cannot report on (process gone, Job deleted): its open partitions fail too."""
         applied = applied or AppliedReports()
-        if self._runs.update_status(
-            run.id, RunStatus.FAILURE, error=reason, ended_at=now, only_from=_UNFINISHED_RUN_STATUSES
-        ):
+        # Not from CANCELING: a run that vanished while being canceled ends canceled, not failed.
+        running = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.STARTED)
+        if self._runs.update_status(run.id, RunStatus.FAILURE, error=reason, ended_at=now, only_from=running):
             self._events.append(run.id, [("control_plane", f"Run failed: {reason}", None)])
             self._fail_open_partitions(run, reason, applied)
             applied.finished_runs.append(run.id)
             applied.run_statuses[run.id] = RunStatus.FAILURE
             self._on_applied(applied)
         return applied
+
+    def finish_canceled_run(self, run: RunRecord, now: datetime) -> None:
+        """A run being canceled whose process is gone ends canceled (after a crash mid-cancel too)."""
+        if self._runs.update_status(
+            run.id, RunStatus.CANCELED, ended_at=now, only_from=(RunStatus.CANCELING,)
+        ):
+            applied = AppliedReports(finished_runs=[run.id], run_statuses={run.id: RunStatus.CANCELED})
+            canceled = self.cancel_open_partitions(run)
+            if run.backfill_id and canceled:
+                applied.changes[run.backfill_id] = canceled
+            self._on_applied(applied)
 
     def cancel_open_partitions(self, run: RunRecord) -> dict[AssetKey, list[str]]:
         """A canceled run's partitions that had not finished are canceled too; returns them by asset."""
