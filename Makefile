@@ -33,8 +33,12 @@ protos: $(STAMP)
 check-protos: $(STAMP)
 	$(PY) scripts/gen_protos.py --check
 
+## Every benchmark, printing its figures beside the targets (PostgreSQL cases need the local server).
 bench: $(STAMP)
-	$(PY) benchmarks/partitions.py
+	$(PY) -m benchmarks.partitions
+	$(PY) -m benchmarks.code_server
+	$(PY) -m benchmarks.storage
+	$(PY) -m benchmarks.backfill
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .partita
