@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.automation import BackfillRequestSpec
+from control_plane.api.servicer import ControlPlaneServicer
 from control_plane.asset_status import asset_partition_status
 from control_plane.backfills.engine import BackfillEngine
 from control_plane.daemon import Daemon
@@ -140,15 +141,7 @@ class ControlPlane(ControlPlaneService):
         self.locations.close()
         self.database.dispose()
 
-    def wait_until_idle(self, timeout: float = 30.0) -> None:
-        """For tests and tools: tick until no planning is pending (the daemon keeps running)."""
-        deadline = time.monotonic() + timeout
-        while self.engine.has_pending_work and time.monotonic() < deadline:
-            time.sleep(0.01)
-
     def _register_services(self) -> None:
-        from control_plane.api.servicer import ControlPlaneServicer
-
         control_plane_pb2_grpc.add_ControlPlaneServicer_to_server(ControlPlaneServicer(self), self._server)
         run_reporter_pb2_grpc.add_RunReporterServicer_to_server(
             RunReporterServicer(self.report), self._server

@@ -213,11 +213,6 @@ class BackfillEngine:
             self.check_completion(backfill_id)
         return queued
 
-    @property
-    def has_pending_work(self) -> bool:
-        with self._lock:
-            return bool(self._changes or self._full_plans)
-
     def _plan(self, backfill_id: str, changes: Mapping[AssetKey, Collection[str]] | None) -> int:
         record = self._backfills.get(backfill_id)
         if record is None or record.status is not BackfillStatus.RUNNING:
