@@ -21,6 +21,7 @@ from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.automation import BackfillRequestSpec
 from control_plane.api.servicer import ControlPlaneServicer
 from control_plane.asset_status import asset_partition_status
+from control_plane.automation import AutomationDaemon
 from control_plane.backfills.engine import BackfillEngine
 from control_plane.daemon import Daemon
 from control_plane.errors import BackfillNotFound, InvalidStateTransition, RunNotFound
@@ -119,6 +120,10 @@ class ControlPlane(ControlPlaneService):
         self.daemon.add_step("launch", self.queue.launch_queued)
         self.daemon.add_periodic("locations", config.location_refresh_seconds, self._refresh_locations)
         self.daemon.add_periodic("monitor", config.monitor_seconds, self.monitor.check)
+        self.automation = AutomationDaemon(
+            self.database, self.locations, self.engine, clock=clock, wake=self._wake
+        )
+        self.daemon.add_periodic("automation", 1.0, self.automation.tick)
         self._register_services()
 
     # --- lifecycle --------------------------------------------------------------------------------

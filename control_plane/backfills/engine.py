@@ -29,7 +29,7 @@ from control_plane.records import (
     RunRecord,
     RunStatus,
 )
-from control_plane.storage import BackfillStore, Database, RunStore
+from control_plane.storage import BackfillAlreadyExists, BackfillStore, Database, RunStore
 from control_plane.views import BackfillPlanView, LaunchOptions, PlannedRunView
 
 logger = logging.getLogger("partita.control_plane.backfills")
@@ -87,7 +87,15 @@ class BackfillEngine:
     # --- launching ------------------------------------------------------------------------------
 
     def launch(self, spec: BackfillRequestSpec, options: LaunchOptions) -> str | BackfillPlanView:
-        """Store the backfill and queue its first runs in one transaction; a dry run writes nothing."""
+        """Store the backfill and queue its first runs in one transaction; a dry run writes nothing.
+
+        With ``options.request_id``, launching again with the same id returns the first backfill's id
+        (a sensor tick resumed after a crash, a client retrying) instead of making a second one.
+        """
+        if options.request_id and not options.dry_run:
+            existing = self._backfills.find_by_request_id(options.request_id)
+            if existing is not None:
+                return existing.id
         graph = self._locations.graph(options.location)
         now = self._clock()
         target = resolve_target(graph, spec, now)
@@ -137,9 +145,17 @@ class BackfillEngine:
             for asset_key, keyed in target.partitions.items()
             for partition_key, position in keyed
         ]
-        with self._database.transaction() as connection:
-            self._backfills.create(record, partitions, request=spec, connection=connection)
-            self._runs.create_many(runs, connection=connection)
+        try:
+            with self._database.transaction() as connection:
+                self._backfills.create(
+                    record, partitions, request=spec, request_id=options.request_id, connection=connection
+                )
+                self._runs.create_many(runs, connection=connection)
+        except BackfillAlreadyExists:
+            raced = self._backfills.find_by_request_id(options.request_id) if options.request_id else None
+            if raced is None:
+                raise
+            return raced.id
         logger.info(
             "Launched backfill %s: %d partitions of %d assets, %d runs queued",
             backfill_id,

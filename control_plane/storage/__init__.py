@@ -11,6 +11,7 @@ from control_plane.storage.errors import (
     RunKeyAlreadyUsed,
     StorageError,
 )
+from control_plane.storage.instigators import InstigatorStore
 from control_plane.storage.run_events import RunEventStore
 from control_plane.storage.runs import RunStore
 
@@ -20,6 +21,7 @@ __all__ = [
     "BackfillStore",
     "DaemonCursorStore",
     "Database",
+    "InstigatorStore",
     "NotFound",
     "RunAlreadyExists",
     "RunEventStore",

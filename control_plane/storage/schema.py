@@ -201,3 +201,57 @@ daemon_cursors = Table(
     Column("value", Text, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+#: One row per sensor or schedule the control plane has seen: running or stopped, cursor, last tick.
+instigator_state = Table(
+    "instigator_state",
+    metadata,
+    Column("location", String(255), primary_key=True),
+    #: "sensor" or "schedule".
+    Column("instigator_type", String(16), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    #: "running" or "stopped".
+    Column("status", _STATUS, nullable=False),
+    Column("cursor", Text),
+    #: Sensors: when the last tick began. Schedules: the cron time of the last tick.
+    Column("last_tick_at", UtcDateTime),
+    #: When it was last started (or first seen running): schedules tick at cron times after it.
+    Column("started_at", UtcDateTime),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+instigator_ticks = Table(
+    "instigator_ticks",
+    metadata,
+    Column("id", _ID, primary_key=True),
+    Column("location", String(255), nullable=False),
+    Column("instigator_type", String(16), nullable=False),
+    Column("name", String(255), nullable=False),
+    #: "started", "skipped", "success" or "failure".
+    Column("status", _STATUS, nullable=False),
+    #: Schedules only: the cron time the tick is for.
+    Column("scheduled_at", UtcDateTime),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime),
+    Column("cursor_before", Text),
+    Column("cursor_after", Text),
+    Column("skip_reason", Text),
+    Column("error", Text),
+    #: "raised", "timed_out" or "launch_failed".
+    Column("error_kind", String(32)),
+    Column("error_class", String(255)),
+    Column("error_traceback", Text),
+    Index("ix_instigator_ticks_instigator_started_at", "location", "instigator_type", "name", "started_at"),
+    Index("ix_instigator_ticks_status", "status"),
+)
+
+#: What each tick created, in request order: backfills (by id) and runs (by id).
+instigator_tick_targets = Table(
+    "instigator_tick_targets",
+    metadata,
+    Column("tick_id", _ID, ForeignKey("instigator_ticks.id", ondelete="CASCADE"), primary_key=True),
+    Column("ordinal", Integer, primary_key=True),
+    #: "backfill" or "run".
+    Column("kind", String(16), nullable=False),
+    Column("target_id", _ID, nullable=False),
+)

@@ -276,3 +276,29 @@ def test_positions_follow_the_definition_for_ranges_and_scattered_keys() -> None
         NOW,
     )
     assert scattered.partitions[A] == [("2024-01-02", 1), ("2024-03-01", 60)]
+
+
+def test_unpartitioned_child_waits_for_every_parent_partition() -> None:
+    @asset(partitions_def=DAILY)
+    def daily_rows():  # type: ignore[no-untyped-def]
+        pass
+
+    @asset(deps=[daily_rows])
+    def summary():  # type: ignore[no-untyped-def]
+        pass
+
+    defs = Definitions(assets=[daily_rows, summary])
+    target = resolve(defs, [daily_rows.key, summary.key], "2024-01-01", "2024-01-03")
+    assert target.partitions[summary.key] == [("", 0)]
+    planner = BackfillPlanner(defs.asset_graph, target.asset_keys)
+    rows = rows_of(target)
+    assert [run.asset_keys for run in planner.plan_launch(target.partitions).runs] == [(daily_rows.key,)] * 3
+    rows[daily_rows.key]["2024-01-01"] = (PartitionStatus.MATERIALIZED, 0)
+    rows[daily_rows.key]["2024-01-02"] = (PartitionStatus.MATERIALIZED, 1)
+    waiting = planner.plan_changes(
+        {daily_rows.key: ["2024-01-01", "2024-01-02"]}, InMemoryPartitionRows(rows)
+    )
+    assert waiting.runs == []
+    rows[daily_rows.key]["2024-01-03"] = (PartitionStatus.MATERIALIZED, 2)
+    ready = planner.plan_changes({daily_rows.key: ["2024-01-03"]}, InMemoryPartitionRows(rows))
+    assert [(run.asset_keys, run.partition_range) for run in ready.runs] == [((summary.key,), None)]

@@ -133,6 +133,7 @@ def test_the_public_names_are_pinned() -> None:
         "BackfillStore",
         "DaemonCursorStore",
         "Database",
+        "InstigatorStore",
         "NotFound",
         "RunAlreadyExists",
         "RunEventStore",
