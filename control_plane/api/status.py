@@ -30,6 +30,8 @@ from control_plane.errors import (
     RunNotFound,
     UnknownLocation,
 )
+from control_plane.storage.errors import BackfillAlreadyExists, RunAlreadyExists, RunKeyAlreadyUsed
+from control_plane.storage.errors import NotFound as StorageNotFound
 
 logger = logging.getLogger("partita.control_plane.api")
 
@@ -47,6 +49,11 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (InvalidStateTransition, grpc.StatusCode.FAILED_PRECONDITION),
     (LocationUnavailable, grpc.StatusCode.UNAVAILABLE),
     (ControlPlaneError, grpc.StatusCode.FAILED_PRECONDITION),
+    # Storage errors that reach the API: a conflict or a row that vanished, not an internal fault.
+    (StorageNotFound, grpc.StatusCode.NOT_FOUND),
+    (BackfillAlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (RunAlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (RunKeyAlreadyUsed, grpc.StatusCode.ALREADY_EXISTS),
     # Code-server errors that reach the API name the location and what to do about it.
     (CodeServerUnavailable, grpc.StatusCode.UNAVAILABLE),
     (DefinitionNotFound, grpc.StatusCode.NOT_FOUND),
