@@ -123,7 +123,10 @@ class ControlPlane(ControlPlaneService):
         self.automation = AutomationDaemon(
             self.database, self.locations, self.engine, clock=clock, wake=self._wake
         )
-        self.daemon.add_periodic("automation", 1.0, self.automation.tick)
+        # Sensors and schedules run user code (up to its timeout): on a loop of their own, so a slow
+        # sensor never holds up planning and launching.
+        self.automation_loop = Daemon(name="partita-automation", idle_seconds=1.0)
+        self.automation_loop.add_periodic("automation", 1.0, self.automation.tick)
         self._register_services()
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -135,11 +138,13 @@ class ControlPlane(ControlPlaneService):
         self._server.start()
         self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         self.daemon.start()
+        self.automation_loop.start()
         self._wake()
         logger.info("Control plane listening on %s", self.address)
 
     def stop(self, grace: float = 5.0) -> None:
         self._health.enter_graceful_shutdown()
+        self.automation_loop.stop()
         self.daemon.stop()
         self._server.stop(grace).wait()
         self.launcher.close()

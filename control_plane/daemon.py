@@ -15,7 +15,8 @@ logger = logging.getLogger("partita.control_plane.daemon")
 
 
 class Daemon:
-    def __init__(self, *, idle_seconds: float = 1.0) -> None:
+    def __init__(self, *, name: str = "partita-daemon", idle_seconds: float = 1.0) -> None:
+        self._name = name
         self._steps: list[tuple[str, Callable[[], object]]] = []
         self._periodic: list[tuple[str, float, Callable[[], object], list[float]]] = []
         self._idle_seconds = idle_seconds
@@ -36,7 +37,7 @@ class Daemon:
         self._wake.set()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="partita-daemon", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -12,8 +12,19 @@ from typing import NoReturn
 
 import grpc
 
+from code_server.client.errors import UserCodeError
 from code_server.wire.assets import asset_key_from_proto
 from code_server.wire.partitions import key_range_from_proto, key_range_to_proto
+from code_server.wire.timestamps import timestamp_from_proto, timestamp_to_proto
+from control_plane.api.automation import (
+    schedule_result_to_proto,
+    schedule_tick_to_proto,
+    schedule_view_to_proto,
+    sensor_result_to_proto,
+    sensor_tick_to_proto,
+    sensor_view_to_proto,
+    tick_status_from_proto,
+)
 from control_plane.api.convert import (
     backfill_plan_to_proto,
     backfill_to_proto,
@@ -38,6 +49,7 @@ from control_plane.api.paging import (
     page_size,
 )
 from control_plane.api.status import BadRequest, StatusOnError, parsed, required
+from control_plane.automation import AutomationDaemon, AutomationService
 from control_plane.service import ControlPlaneService
 from control_plane.views import BackfillPlanView
 from partita.controlplane.v1 import (
@@ -51,7 +63,7 @@ from partita.controlplane.v1 import (
 
 
 class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
-    """Serves ``ControlPlaneService``; sensors and schedules answer UNIMPLEMENTED until the daemon lands."""
+    """Serves ``ControlPlaneService``, and its sensors and schedules when it has an ``automation`` daemon."""
 
     def __init__(
         self,
@@ -281,63 +293,151 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
                 locations=[code_location_to_proto(view) for view in views]
             )
 
-    # --- sensors and schedules (issue 5) -----------------------------------------------------------
+    # --- sensors and schedules --------------------------------------------------------------------
 
     def ListSensors(
         self, request: sensors_schedules_pb2.ListSensorsRequest, context: grpc.ServicerContext
     ) -> sensors_schedules_pb2.ListSensorsResponse:
-        _unimplemented(context, "ListSensors")
+        automation = self._automation(context)
+        with StatusOnError(context, "ListSensors"):
+            location = request.location_name if request.HasField("location_name") else None
+            views = automation.list_sensors(location)
+            return sensors_schedules_pb2.ListSensorsResponse(sensors=[sensor_view_to_proto(v) for v in views])
 
     def StartSensor(
         self, request: sensors_schedules_pb2.StartSensorRequest, context: grpc.ServicerContext
     ) -> sensors_schedules_pb2.StartSensorResponse:
-        _unimplemented(context, "StartSensor")
+        automation = self._automation(context)
+        with StatusOnError(context, "StartSensor"):
+            name = required(request.sensor_name, "sensor_name")
+            view = automation.set_sensor_running(request.location_name, name, True)
+            return sensors_schedules_pb2.StartSensorResponse(sensor=sensor_view_to_proto(view))
 
     def StopSensor(
         self, request: sensors_schedules_pb2.StopSensorRequest, context: grpc.ServicerContext
     ) -> sensors_schedules_pb2.StopSensorResponse:
-        _unimplemented(context, "StopSensor")
+        automation = self._automation(context)
+        with StatusOnError(context, "StopSensor"):
+            name = required(request.sensor_name, "sensor_name")
+            view = automation.set_sensor_running(request.location_name, name, False)
+            return sensors_schedules_pb2.StopSensorResponse(sensor=sensor_view_to_proto(view))
 
     def PreviewSensor(
         self, request: sensors_schedules_pb2.PreviewSensorRequest, context: grpc.ServicerContext
     ) -> sensors_schedules_pb2.PreviewSensorResponse:
-        _unimplemented(context, "PreviewSensor")
+        automation = self._automation(context)
+        with StatusOnError(context, "PreviewSensor"):
+            name = required(request.sensor_name, "sensor_name")
+            cursor = request.cursor if request.HasField("cursor") else None
+            try:
+                result = automation.preview_sensor(request.location_name, name, cursor)
+            except UserCodeError as error:
+                return sensors_schedules_pb2.PreviewSensorResponse(error=error.error)
+            return sensors_schedules_pb2.PreviewSensorResponse(ok=sensor_result_to_proto(result))
 
     def ListSensorTicks(
         self, request: sensors_schedules_pb2.ListSensorTicksRequest, context: grpc.ServicerContext
     ) -> sensors_schedules_pb2.ListSensorTicksResponse:
-        _unimplemented(context, "ListSensorTicks")
+        automation = self._automation(context)
+        with StatusOnError(context, "ListSensorTicks"):
+            name = required(request.sensor_name, "sensor_name")
+            size = page_size(request.page_size)
+            ticks = automation.sensor_ticks(
+                request.location_name,
+                name,
+                statuses=parsed(lambda: [tick_status_from_proto(s) for s in request.statuses]),
+                limit=size + 1,
+                before=decode_page_token(request.page_token),
+            )
+            page = ticks[:size]
+            return sensors_schedules_pb2.ListSensorTicksResponse(
+                ticks=[sensor_tick_to_proto(tick) for tick in page],
+                next_page_token=encode_page_token(page[-1].started_at) if len(ticks) > size else "",
+            )
 
     def ListSchedules(
         self, request: sensors_schedules_pb2.ListSchedulesRequest, context: grpc.ServicerContext
     ) -> sensors_schedules_pb2.ListSchedulesResponse:
-        _unimplemented(context, "ListSchedules")
+        automation = self._automation(context)
+        with StatusOnError(context, "ListSchedules"):
+            location = request.location_name if request.HasField("location_name") else None
+            views = automation.list_schedules(location)
+            return sensors_schedules_pb2.ListSchedulesResponse(
+                schedules=[schedule_view_to_proto(v) for v in views]
+            )
 
     def StartSchedule(
         self, request: sensors_schedules_pb2.StartScheduleRequest, context: grpc.ServicerContext
     ) -> sensors_schedules_pb2.StartScheduleResponse:
-        _unimplemented(context, "StartSchedule")
+        automation = self._automation(context)
+        with StatusOnError(context, "StartSchedule"):
+            name = required(request.schedule_name, "schedule_name")
+            view = automation.set_schedule_running(request.location_name, name, True)
+            return sensors_schedules_pb2.StartScheduleResponse(schedule=schedule_view_to_proto(view))
 
     def StopSchedule(
         self, request: sensors_schedules_pb2.StopScheduleRequest, context: grpc.ServicerContext
     ) -> sensors_schedules_pb2.StopScheduleResponse:
-        _unimplemented(context, "StopSchedule")
+        automation = self._automation(context)
+        with StatusOnError(context, "StopSchedule"):
+            name = required(request.schedule_name, "schedule_name")
+            view = automation.set_schedule_running(request.location_name, name, False)
+            return sensors_schedules_pb2.StopScheduleResponse(schedule=schedule_view_to_proto(view))
 
     def PreviewSchedule(
         self, request: sensors_schedules_pb2.PreviewScheduleRequest, context: grpc.ServicerContext
     ) -> sensors_schedules_pb2.PreviewScheduleResponse:
-        _unimplemented(context, "PreviewSchedule")
+        automation = self._automation(context)
+        with StatusOnError(context, "PreviewSchedule"):
+            name = required(request.schedule_name, "schedule_name")
+            when = (
+                timestamp_from_proto(request.scheduled_execution_time)
+                if request.HasField("scheduled_execution_time")
+                else None
+            )
+            try:
+                scheduled, result = automation.preview_schedule(request.location_name, name, when)
+            except UserCodeError as error:
+                response = sensors_schedules_pb2.PreviewScheduleResponse(error=error.error)
+                if when is not None:
+                    response.scheduled_execution_time.CopyFrom(timestamp_to_proto(when))
+                return response
+            return sensors_schedules_pb2.PreviewScheduleResponse(
+                scheduled_execution_time=timestamp_to_proto(scheduled), ok=schedule_result_to_proto(result)
+            )
 
     def ListScheduleTicks(
         self, request: sensors_schedules_pb2.ListScheduleTicksRequest, context: grpc.ServicerContext
     ) -> sensors_schedules_pb2.ListScheduleTicksResponse:
-        _unimplemented(context, "ListScheduleTicks")
+        automation = self._automation(context)
+        with StatusOnError(context, "ListScheduleTicks"):
+            name = required(request.schedule_name, "schedule_name")
+            size = page_size(request.page_size)
+            ticks = automation.schedule_ticks(
+                request.location_name,
+                name,
+                statuses=parsed(lambda: [tick_status_from_proto(s) for s in request.statuses]),
+                limit=size + 1,
+                before=decode_page_token(request.page_token),
+            )
+            page = ticks[:size]
+            return sensors_schedules_pb2.ListScheduleTicksResponse(
+                ticks=[schedule_tick_to_proto(tick) for tick in page],
+                next_page_token=encode_page_token(page[-1].started_at) if len(ticks) > size else "",
+            )
+
+    def _automation(self, context: grpc.ServicerContext) -> AutomationService:
+        """The service's sensors and schedules; a service without them answers UNIMPLEMENTED."""
+        daemon = getattr(self._service, "automation", None)
+        if not isinstance(daemon, AutomationDaemon):
+            _unimplemented(context, "Sensors and schedules")
+        return daemon.service
 
 
 def _unimplemented(context: grpc.ServicerContext, rpc: str) -> NoReturn:
     context.abort(
         grpc.StatusCode.UNIMPLEMENTED,
-        f"{rpc}: sensors and schedules arrive with the sensor and schedule daemon; this control plane "
-        "does not run them yet.",
+        f"{rpc}: sensors and schedules arrive with the sensor and schedule daemon, which this control "
+        "plane service does not run.",
     )
     raise AssertionError("unreachable: context.abort raises")

@@ -12,10 +12,10 @@ import pendulum
 import pytest
 
 from code_server.client import CodeServerUnavailable, DefinitionsSnapshot, ServerInfo, UserCodeError
-from code_server.context import ScheduleEvaluationContext
 from code_server.definitions import Definitions
 from code_server.evaluation import evaluate_schedule, evaluate_sensor
 from code_server.loading import load_definitions
+from code_server.schedules import ScheduleEvaluationContext
 from code_server.sensors import SensorEvaluationContext
 from code_server.wire.automation import (
     EvaluationResult,
@@ -59,7 +59,9 @@ class InProcessCodeServer:
 
     def server_info(self, timeout: float | None = None) -> ServerInfo:
         self._check()
-        return ServerInfo("server-1", self.location, "", "test", "f1", datetime.now(UTC), None, None, None, None)
+        return ServerInfo(
+            "server-1", self.location, "", "test", "f1", datetime.now(UTC), None, None, None, None
+        )
 
     def list_definitions(self, timeout: float | None = None) -> DefinitionsSnapshot:
         self._check()
@@ -67,7 +69,9 @@ class InProcessCodeServer:
         return DefinitionsSnapshot(
             fingerprint="f1",
             assets=tuple(graph.nodes.values()),
-            sensors=tuple(sensor_from_proto(sensor_to_proto(s, graph)) for s in self.definitions.sensors.values()),
+            sensors=tuple(
+                sensor_from_proto(sensor_to_proto(s, graph)) for s in self.definitions.sensors.values()
+            ),
             schedules=tuple(
                 schedule_from_proto(schedule_to_proto(s, graph)) for s in self.definitions.schedules.values()
             ),
