@@ -173,8 +173,10 @@ class ControlPlane(ControlPlaneService):
             self._changed.notify_all()
 
     def _refresh_locations(self) -> None:
+        before = {name: self.locations.is_available(name) for name in self.locations.names}
         changed = self.locations.refresh()
-        if any(changed.values()):
+        back = any(self.locations.is_available(name) and not was for name, was in before.items())
+        if back or any(changed.values()):
             self.engine.note_all_running()
 
     def _record_output(self, run_id: str, line: str) -> None:

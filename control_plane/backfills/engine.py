@@ -204,7 +204,8 @@ class BackfillEngine:
 
     def note_all_running(self) -> None:
         """After a restart: plan every running backfill from its stored rows."""
-        active = [BackfillStatus.RUNNING, BackfillStatus.CANCELING]  # a cancel cut off by a crash ends too
+        # Waiting ones retry their location; a cancel cut off by a crash ends too.
+        active = [BackfillStatus.RUNNING, BackfillStatus.WAITING_FOR_LOCATION, BackfillStatus.CANCELING]
         for backfill in self._backfills.list(statuses=active, limit=100_000):
             self.note_full_plan(backfill.id)
 
@@ -218,10 +219,9 @@ class BackfillEngine:
             try:
                 queued += self._plan(backfill_id, None if backfill_id in full_plans else changes[backfill_id])
             except LocationUnavailable as unavailable:
-                # Keep the work: it is planned again once the location is back.
+                # Nothing fails: the backfill waits, and is planned again when the location is back.
                 logger.warning("Backfill %s waits for its code location: %s", backfill_id, unavailable)
-                with self._lock:
-                    self._full_plans.add(backfill_id)
+                self._backfills.update_status(backfill_id, BackfillStatus.WAITING_FOR_LOCATION)
             except Exception:
                 logger.exception("Planning backfill %s failed; it will be planned again", backfill_id)
                 with self._lock:
@@ -231,14 +231,39 @@ class BackfillEngine:
 
     def _plan(self, backfill_id: str, changes: Mapping[AssetKey, Collection[str]] | None) -> int:
         record = self._backfills.get(backfill_id)
-        if record is None or record.status is not BackfillStatus.RUNNING:
+        plannable = (BackfillStatus.RUNNING, BackfillStatus.WAITING_FOR_LOCATION)
+        if record is None or record.status not in plannable:
             return 0
         graph = self._locations.graph(record.location)
+        if record.status is BackfillStatus.WAITING_FOR_LOCATION:
+            self._backfills.update_status(backfill_id, BackfillStatus.RUNNING)
+            changes = None  # whatever happened meanwhile, plan from the stored rows
         present = [key for key in record.asset_keys if key in graph]
+        removed = [key for key in record.asset_keys if key not in graph]
+        if removed:
+            self._fail_removed_assets(record, removed)
         planner = BackfillPlanner(graph, present)
         rows = StoredPartitionRows(self._backfills, backfill_id)
         plan = planner.plan_everything(rows) if changes is None else planner.plan_changes(changes, rows)
         return self._save_plan(record, plan)
+
+    def _fail_removed_assets(self, record: BackfillRecord, removed: list[AssetKey]) -> None:
+        """Assets no longer defined in the location fail their waiting partitions, and only those."""
+        names = ", ".join(repr(key.to_user_string()) for key in removed)
+        failed: dict[AssetKey, list[str]] = {}
+        for key in removed:
+            rows = self._backfills.partitions(record.id, asset_key=key, statuses=[PartitionStatus.PENDING])
+            if rows:
+                keys = [row.partition_key for row in rows]
+                self._backfills.set_partition_status(
+                    record.id, key, keys, PartitionStatus.FAILED, only_from=(PartitionStatus.PENDING,)
+                )
+                failed[key] = keys
+        if failed:
+            reason = f"Asset(s) {names} were removed from code location {record.location!r}; their partitions failed."
+            logger.warning("Backfill %s: %s", record.id, reason)
+            self._backfills.update_status(record.id, BackfillStatus.RUNNING, error=reason)
+            self.note_changes(record.id, failed)
 
     def _save_plan(self, record: BackfillRecord, plan: BackfillPlan) -> int:
         if not plan.runs and not plan.upstream_failed:

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from control_plane.records import RunStatus
+from control_plane.records import RunRecord, RunStatus
 from control_plane.runs.reports import RunReportHandler
 from control_plane.storage import Database, RunStore
 from launcher.base import RunLauncher, RunState
@@ -18,6 +18,8 @@ from launcher.base import RunLauncher, RunState
 logger = logging.getLogger("partita.control_plane.monitor")
 
 _WATCHED = (RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING)
+#: A run tag giving the most seconds a run may take once started; past it the run is stopped and failed.
+MAX_RUNTIME_TAG = "partita/max_runtime"
 
 
 class RunMonitor:
@@ -51,6 +53,11 @@ class RunMonitor:
                 reason = "The run worker exited without reporting the outcome of every asset."
             elif run.status is RunStatus.STARTING and now - run.updated_at > self._start_timeout:
                 reason = f"The run did not start within {self._start_timeout}."
+            elif (limit := _max_runtime(run)) is not None and run.started_at and now - run.started_at > limit:
+                reason = (
+                    f"The run exceeded its max_runtime of {limit} (tag {MAX_RUNTIME_TAG}) and was stopped."
+                )
+                self._launcher.terminate(run.id, run.launcher_handle)
             if reason is None:
                 continue
             latest = self._runs.get(run.id)
@@ -65,3 +72,16 @@ class RunMonitor:
             self._reports.fail_run(latest, reason, now)
             failed += 1
         return failed
+
+
+def _max_runtime(run: RunRecord) -> timedelta | None:
+    value = run.tags.get(MAX_RUNTIME_TAG)
+    if value is None:
+        return None
+    try:
+        return timedelta(seconds=float(value))
+    except ValueError:
+        logger.warning(
+            "Run %s: tag %s=%r is not a number of seconds; ignored", run.id, MAX_RUNTIME_TAG, value
+        )
+        return None

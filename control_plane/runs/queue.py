@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from control_plane.errors import LocationUnavailable
 from control_plane.locations import CodeLocations
 from control_plane.records import BackfillStatus, RunRecord, RunStatus
 from control_plane.storage import BackfillStore, Database, RunEventStore, RunStore
@@ -124,10 +125,15 @@ class RunQueue:
         return chosen
 
     def _launch(self, run: RunRecord) -> bool:
+        try:
+            target = self._locations.launch_target(run.location)
+        except LocationUnavailable as unavailable:
+            # Not the run's fault: it stays queued and launches once the location answers.
+            logger.warning("Run %s waits for its code location: %s", run.id, unavailable)
+            return False
         if not self._runs.update_status(run.id, RunStatus.STARTING, only_from=(RunStatus.QUEUED,)):
             return False  # canceled or taken meanwhile
         try:
-            target = self._locations.launch_target(run.location)
             request = LaunchRequest(
                 run_id=run.id,
                 location=target,

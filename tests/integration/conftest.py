@@ -46,7 +46,7 @@ def control_plane_factory(tmp_path: Path) -> Iterator[Callable[..., ControlPlane
         config = ControlPlaneConfig(
             database_url=options.pop("database_url", f"sqlite:///{tmp_path / 'partita.db'}"),
             code_servers=code_servers,
-            port=0,
+            port=options.pop("port", 0),
             idle_seconds=0.2,
             monitor_seconds=0.5,
             **options,
