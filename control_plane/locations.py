@@ -121,6 +121,10 @@ class CodeLocations:
             )
         return state.snapshot
 
+    def client(self, name: str) -> CodeServerClient:
+        """The location's code-server client (for evaluating its sensors and schedules)."""
+        return self._state(name).client
+
     def is_available(self, name: str) -> bool:
         return self._state(name).status == "loaded"
 

@@ -45,4 +45,4 @@ class CodeLocationEvaluator:
 
     def _client(self, location: str) -> CodeServerClient:
         # CodeLocations has no public accessor for a location's client yet (reported to the lead).
-        return self._locations._state(location).client
+        return self._locations.client(location)
