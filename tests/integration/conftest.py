@@ -71,3 +71,13 @@ def wait_for_end(control_plane: ControlPlane, backfill_id: str, timeout: float =
     raise AssertionError(
         f"Backfill {backfill_id} did not end in {timeout}s: {control_plane.get_backfill(backfill_id)}"
     )
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"Timed out after {timeout} s waiting until {what}")

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,7 @@ from control_plane.records import BackfillStatus, RunStatus
 from control_plane.storage import Database, RunStore
 from control_plane.views import LaunchOptions
 from partita.controlplane.v1 import backfills_pb2, runs_pb2
-from tests.integration.conftest import ROOT, read_jsonl
+from tests.integration.conftest import ROOT, read_jsonl, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -126,15 +126,6 @@ def control_plane_process(
     yield process, client
     client.close()
     process.stop()
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"Timed out after {timeout} s waiting until {what}")
 
 
 def runs_of(client: ControlPlaneClient, backfill_id: str) -> list[runs_pb2.Run]:

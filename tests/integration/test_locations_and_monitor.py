@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,18 +17,10 @@ from code_server.wire.automation import BackfillRequestSpec
 from control_plane.app import ControlPlane
 from control_plane.records import BackfillStatus, PartitionStatus, RunStatus
 from control_plane.views import BackfillView, LaunchOptions
-from tests.integration.conftest import ROOT, wait_for_end
+from tests.integration.conftest import ROOT, wait_for_end, wait_until
 
 pytestmark = pytest.mark.integration
 Factory = Callable[..., ControlPlane]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
 
 
 def launch(plane: ControlPlane, assets: list[str], start: str, end: str, **options: object) -> BackfillView:
@@ -56,7 +47,10 @@ def test_run_process_killed_by_hand_is_failed_by_the_monitor_with_its_reason(
     try:
         plane = control_plane_factory({"tests": server.address})
         view = launch(plane, ["slow"], "2024-03-01", "2024-03-01")
-        wait_until(lambda: bool(plane.list_runs(backfill_id=view.record.id, statuses=[RunStatus.STARTED])))
+        wait_until(
+            lambda: bool(plane.list_runs(backfill_id=view.record.id, statuses=[RunStatus.STARTED])),
+            "the run started",
+        )
         (run,) = plane.list_runs(backfill_id=view.record.id)
         assert run.launcher_handle is not None
         os.kill(int(run.launcher_handle), signal.SIGKILL)
@@ -106,7 +100,8 @@ def test_backfill_waits_for_a_location_that_is_down_and_continues_when_it_is_bac
     second = control_plane_factory({"tests": address}, location_refresh_seconds=0.3, port=plane_port)
     second.engine.note_full_plan(view.record.id)
     wait_until(
-        lambda: second.get_backfill(view.record.id).record.status is BackfillStatus.WAITING_FOR_LOCATION
+        lambda: second.get_backfill(view.record.id).record.status is BackfillStatus.WAITING_FOR_LOCATION,
+        "the backfill waited for its location",
     )
     assert second.code_locations()[0].status == "unavailable"
     server = spawn_code_server(
@@ -149,7 +144,9 @@ def test_asset_removed_from_its_location_fails_only_its_own_partitions(
 
         with CodeServerClient(server.address) as client:
             client.reload()
-        wait_until(lambda: AssetKey("second") not in plane.locations.graph("tests"))
+        wait_until(
+            lambda: AssetKey("second") not in plane.locations.graph("tests"), "the redeploy was noticed"
+        )
         gate.write_text("open")
         final = wait_for_end(plane, view.record.id, timeout=60)
     finally:

@@ -24,7 +24,7 @@ from code_server.wire.automation import BackfillRequestSpec
 from control_plane.app import ControlPlane
 from control_plane.records import BackfillStatus, PartitionStatus, RunRecord, RunStatus
 from control_plane.views import BackfillView, LaunchOptions
-from tests.integration.conftest import ROOT, read_jsonl, wait_for_end
+from tests.integration.conftest import ROOT, read_jsonl, wait_for_end, wait_until
 
 pytestmark = pytest.mark.integration
 Factory = Callable[..., ControlPlane]
@@ -71,15 +71,6 @@ def launch(control_plane: ControlPlane, assets: list[str], start: str, end: str,
     view = control_plane.launch_backfill(spec, LaunchOptions(location="tests", **options))  # type: ignore[arg-type]
     assert isinstance(view, BackfillView)
     return view.record.id
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"Timed out after {timeout} s waiting until {what}")
 
 
 def let_queue_tick(control_plane: ControlPlane, ticks: int = 3) -> None:
