@@ -25,6 +25,8 @@ logger = logging.getLogger("partita.control_plane.reports")
 #: (kind, message, asset) of one run log entry.
 LogEntry = tuple[str, str, AssetKey | None]
 
+#: Statuses of a run's partitions that are not final yet.
+_RUN_OPEN_PARTITIONS = (PartitionStatus.QUEUED, PartitionStatus.RUNNING)
 #: Partition statuses a report may move on from. A late "materialized" still wins over a cancel.
 _OPEN = (PartitionStatus.PENDING, PartitionStatus.QUEUED, PartitionStatus.RUNNING, PartitionStatus.CANCELED)
 
@@ -120,7 +122,7 @@ class RunReportHandler:
         running = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.STARTED)
         if self._runs.update_status(run.id, RunStatus.FAILURE, error=reason, ended_at=now, only_from=running):
             self._events.append(run.id, [("control_plane", f"Run failed: {reason}", None)])
-            self._fail_open_partitions(run, reason, applied)
+            self._fail_open_partitions(run, applied)
             applied.finished_runs.append(run.id)
             applied.run_statuses[run.id] = RunStatus.FAILURE
             self._on_applied(applied)
@@ -139,15 +141,7 @@ class RunReportHandler:
 
     def cancel_open_partitions(self, run: RunRecord) -> dict[AssetKey, list[str]]:
         """A canceled run's partitions that had not finished are canceled too; returns them by asset."""
-        if not run.backfill_id:
-            return {}
-        open_statuses = (PartitionStatus.QUEUED, PartitionStatus.RUNNING)
-        canceled: dict[AssetKey, list[str]] = {}
-        for row in self._backfills.partitions_of_run(run.id):
-            if row.status in open_statuses:
-                canceled.setdefault(row.asset_key, []).append(row.partition_key)
-        self._backfills.set_status_for_run(run.id, PartitionStatus.CANCELED, only_from=open_statuses)
-        return canceled
+        return self._close_open_partitions(run, PartitionStatus.CANCELED)
 
     def _started(self, run: RunRecord, report: RunStartedReport) -> list[LogEntry]:
         self._runs.update_status(
@@ -196,11 +190,7 @@ class RunReportHandler:
             run.id, status, error=error, ended_at=report.timestamp, only_from=_UNFINISHED_RUN_STATUSES
         )
         # A partition still open now never will be: its outcome was not reported (or lost).
-        self._fail_open_partitions(
-            run,
-            report.error or "The run ended without reporting this partition's outcome.",
-            applied,
-        )
+        self._fail_open_partitions(run, applied)
         applied.finished_runs.append(run.id)
         return [("run_finished", f"Run finished: {status.value}" + (f": {error}" if error else ""), None)]
 
@@ -212,25 +202,26 @@ class RunReportHandler:
                 return f"{event.asset_key.to_user_string()}: {summary}"
         return None
 
-    def _fail_open_partitions(self, run: RunRecord, reason: str, applied: AppliedReports) -> None:
+    def _fail_open_partitions(self, run: RunRecord, applied: AppliedReports) -> None:
+        """Fail what the run left open (the reason is on the run); the planner hears of it."""
         if not run.backfill_id:
             return
-        open_rows = [
-            row
-            for row in self._backfills.partitions_of_run(run.id)
-            if row.status in (PartitionStatus.QUEUED, PartitionStatus.RUNNING)
-        ]
-        if not open_rows:
-            return
-        self._backfills.set_status_for_run(
-            run.id, PartitionStatus.FAILED, only_from=(PartitionStatus.QUEUED, PartitionStatus.RUNNING)
-        )
-        by_asset: dict[AssetKey, list[str]] = {}
-        for row in open_rows:
-            by_asset.setdefault(row.asset_key, []).append(row.partition_key)
-        for asset_key, keys in by_asset.items():
+        failed = self._close_open_partitions(run, PartitionStatus.FAILED)
+        for asset_key, keys in failed.items():
             self._asset_status.upsert(asset_key, keys, PartitionStatus.FAILED, run.id)
             applied.changes.setdefault(run.backfill_id, {}).setdefault(asset_key, []).extend(keys)
+
+    def _close_open_partitions(self, run: RunRecord, status: PartitionStatus) -> dict[AssetKey, list[str]]:
+        """Give the run's still-open partitions a final ``status``; returns them by asset."""
+        if not run.backfill_id:
+            return {}
+        closed: dict[AssetKey, list[str]] = {}
+        for row in self._backfills.partitions_of_run(run.id):
+            if row.status in _RUN_OPEN_PARTITIONS:
+                closed.setdefault(row.asset_key, []).append(row.partition_key)
+        if closed:
+            self._backfills.set_status_for_run(run.id, status, only_from=_RUN_OPEN_PARTITIONS)
+        return closed
 
     def _partition_keys_of(self, run: RunRecord, asset_key: AssetKey) -> list[str]:
         if run.backfill_id:
