@@ -26,7 +26,7 @@ from control_plane.backfills.engine import BackfillEngine
 from control_plane.daemon import Daemon
 from control_plane.errors import BackfillNotFound, InvalidStateTransition, RunNotFound
 from control_plane.locations import CodeLocations
-from control_plane.records import BackfillStatus, RunEventRecord, RunRecord, RunStatus
+from control_plane.records import BackfillStatus, RunEventRecord, RunFailureKind, RunRecord, RunStatus
 from control_plane.runs.monitor import RunMonitor
 from control_plane.runs.queue import RunQueue
 from control_plane.runs.reporter_servicer import RunReporterServicer
@@ -111,7 +111,9 @@ class ControlPlane(ControlPlaneService):
             control_plane_address=lambda: config.advertised_address or self.address,
             max_concurrent_runs=config.max_concurrent_runs,
             clock=clock,
-            on_launch_failed=lambda run, reason: self.reports.fail_run(run, reason, self._clock()),
+            on_launch_failed=lambda run, reason: self.reports.fail_run(
+                run, reason, self._clock(), kind=RunFailureKind.LAUNCH_FAILED
+            ),
         )
         self.monitor = RunMonitor(
             self.database, self.launcher, self.reports, clock=clock, start_timeout=config.run_start_timeout

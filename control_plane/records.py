@@ -40,6 +40,23 @@ _TERMINAL_BACKFILL = frozenset(
 )
 
 
+class RunFailureKind(StrEnum):
+    """Why a run failed; the values match launcher.base.FailureKind for the launcher's own reasons."""
+
+    ASSET_FAILED = "asset_failed"
+    LAUNCH_FAILED = "launch_failed"
+    START_TIMEOUT = "start_timeout"
+    MAX_RUNTIME_EXCEEDED = "max_runtime_exceeded"
+    WORKER_EXITED = "worker_exited"
+    WORKER_LOST = "worker_lost"
+    IMAGE_PULL_FAILED = "image_pull_failed"
+    CONTAINER_CONFIG_ERROR = "container_config_error"
+    OUT_OF_MEMORY = "out_of_memory"
+    EVICTED = "evicted"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    ASSET_NOT_DEFINED = "asset_not_defined"
+
+
 class RunStatus(StrEnum):
     QUEUED = "queued"
     STARTING = "starting"
@@ -133,6 +150,7 @@ class RunRecord:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     error: str | None = None
+    failure_kind: RunFailureKind | None = None
 
 
 @dataclass(frozen=True, slots=True)

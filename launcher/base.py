@@ -64,12 +64,32 @@ class RunState(StrEnum):
     NOT_FOUND = "not_found"
 
 
+class FailureKind(StrEnum):
+    """Why a launcher says a run failed (mirrors the API's RunFailureKind)."""
+
+    LAUNCH_FAILED = "launch_failed"
+    START_TIMEOUT = "start_timeout"
+    MAX_RUNTIME_EXCEEDED = "max_runtime_exceeded"
+    WORKER_EXITED = "worker_exited"
+    WORKER_LOST = "worker_lost"
+    IMAGE_PULL_FAILED = "image_pull_failed"
+    CONTAINER_CONFIG_ERROR = "container_config_error"
+    OUT_OF_MEMORY = "out_of_memory"
+    EVICTED = "evicted"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+
+
 @dataclass(frozen=True, slots=True)
 class RunHealth:
-    """What the launcher knows about a run, with the reason a user needs when it went wrong."""
+    """What the launcher knows about a run, with the reason a user needs when it went wrong.
+
+    ``reason`` may be set on a pending run too (e.g. a pod that cannot be scheduled), so that a
+    start timeout can say why the run never started.
+    """
 
     state: RunState
     reason: str | None = None
+    failure_kind: FailureKind | None = None
 
 
 class LauncherError(Exception):

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from launcher.base import LauncherError, LaunchRequest, RunHealth, RunLauncher, RunState
+from launcher.base import FailureKind, LauncherError, LaunchRequest, RunHealth, RunLauncher, RunState
 
 #: Called with (run_id, line) for each line the run prints; the control plane stores them as logs.
 OutputHandler = Callable[[str, str], None]
@@ -110,8 +110,12 @@ class LocalProcessLauncher(RunLauncher):
             return RunHealth(RunState.SUCCEEDED)
         if code < 0:
             name = signal.Signals(-code).name
-            return RunHealth(RunState.FAILED, f"Run process {process.pid} was killed by {name}.")
-        return RunHealth(RunState.FAILED, f"Run process {process.pid} exited with code {code}.")
+            return RunHealth(
+                RunState.FAILED, f"Run process {process.pid} was killed by {name}.", FailureKind.WORKER_LOST
+            )
+        return RunHealth(
+            RunState.FAILED, f"Run process {process.pid} exited with code {code}.", FailureKind.WORKER_EXITED
+        )
 
     def forget(self, run_id: str) -> None:
         """Drop a finished run's process record."""

@@ -23,6 +23,7 @@ from control_plane.api.enums import (
     backfill_status_to_proto,
     location_status_to_proto,
     log_stream_to_proto,
+    run_failure_kind_to_proto,
     run_status_to_proto,
 )
 from control_plane.records import PartitionStatus, RunEventRecord, RunRecord
@@ -256,8 +257,9 @@ def run_to_proto(record: RunRecord) -> runs_pb2.Run:
     _set_time(message.started_at, record.started_at)
     _set_time(message.ended_at, record.ended_at)
     if record.error:
-        # The record keeps the reason as text only, so the failure's kind stays unspecified.
-        message.failure.CopyFrom(runs_pb2.RunFailure(message=record.error))
+        message.failure.CopyFrom(
+            runs_pb2.RunFailure(kind=run_failure_kind_to_proto(record.failure_kind), message=record.error)
+        )
     if record.run_key is not None:
         message.run_key = record.run_key
     return message

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypeAlias, TypeVar
 
-from control_plane.records import BackfillStatus, PartitionStatus, RunStatus
+from control_plane.records import BackfillStatus, PartitionStatus, RunFailureKind, RunStatus
 from partita.controlplane.v1 import backfills_pb2, code_locations_pb2, partition_status_pb2, runs_pb2
 
 _K = TypeVar("_K")
@@ -99,6 +99,20 @@ def location_status_to_proto(status: str) -> _LocationStatusProto:
 
 def location_status_from_proto(value: _LocationStatusProto) -> str:
     return _reverse(_LOCATION_STATUS, value, "code location status")
+
+
+def run_failure_kind_to_proto(kind: RunFailureKind | None) -> runs_pb2.RunFailureKind.ValueType:
+    """The names match by construction (``out_of_memory`` <-> ``RUN_FAILURE_KIND_OUT_OF_MEMORY``)."""
+    if kind is None:
+        return runs_pb2.RUN_FAILURE_KIND_UNSPECIFIED
+    return runs_pb2.RunFailureKind.Value(f"RUN_FAILURE_KIND_{kind.value.upper()}")
+
+
+def run_failure_kind_from_proto(value: runs_pb2.RunFailureKind.ValueType) -> RunFailureKind | None:
+    if value == runs_pb2.RUN_FAILURE_KIND_UNSPECIFIED:
+        return None
+    name = runs_pb2.RunFailureKind.Name(value).removeprefix("RUN_FAILURE_KIND_").lower()
+    return RunFailureKind(name)
 
 
 def _reverse(table: Mapping[_K, _V], value: _V, what: str) -> _K:

@@ -19,6 +19,7 @@ from control_plane.api.enums import (
     location_status_from_proto,
     log_stream_name,
     partition_status_from_proto,
+    run_failure_kind_from_proto,
     run_status_from_proto,
 )
 from control_plane.client import AssetPartitionStatus
@@ -262,7 +263,7 @@ def run_text(run: runs_pb2.Run) -> str:
         ("created", timestamp_text(run.created_at)),
         ("started", timestamp_text(run.started_at) if run.HasField("started_at") else ""),
         ("ended", timestamp_text(run.ended_at) if run.HasField("ended_at") else ""),
-        ("error", run.failure.message if run.HasField("failure") else ""),
+        ("failure", _failure_text(run)),
     ]
     lines = [f"Run {run.run_id}: {run_status_from_proto(run.status).value}"]
     lines += [f"  {name + ':':<11} {value}" for name, value in fields if value]
@@ -307,6 +308,13 @@ def location_row(location: code_locations_pb2.CodeLocation) -> list[str]:
         location.image or "-",
         timestamp_text(location.last_seen_at) if location.HasField("last_seen_at") else "never",
     ]
+
+
+def _failure_text(run: runs_pb2.Run) -> str:
+    if not run.HasField("failure"):
+        return ""
+    kind = run_failure_kind_from_proto(run.failure.kind)
+    return f"[{kind.value}] {run.failure.message}" if kind else run.failure.message
 
 
 def location_error(location: code_locations_pb2.CodeLocation) -> str:

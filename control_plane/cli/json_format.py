@@ -15,6 +15,7 @@ from control_plane.api.enums import (
     COUNT_FIELDS,
     backfill_status_from_proto,
     location_status_from_proto,
+    run_failure_kind_from_proto,
     run_status_from_proto,
 )
 from control_plane.cli.format import (
@@ -144,7 +145,15 @@ def run_json(run: runs_pb2.Run) -> Json:
         "ended_at": timestamp_json(run.ended_at) if run.HasField("ended_at") else None,
         "updated_at": timestamp_json(run.updated_at),
         "error": run.failure.message if run.HasField("failure") else None,
+        "failure_kind": _failure_kind(run),
     }
+
+
+def _failure_kind(run: runs_pb2.Run) -> str | None:
+    if not run.HasField("failure"):
+        return None
+    kind = run_failure_kind_from_proto(run.failure.kind)
+    return kind.value if kind else None
 
 
 def log_entry_json(entry: runs_pb2.RunLogEntry) -> Json:

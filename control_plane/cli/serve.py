@@ -11,8 +11,11 @@ import threading
 from types import FrameType
 
 from control_plane.app import DEFAULT_DATABASE_URL, DEFAULT_PORT, ControlPlane, ControlPlaneConfig
+from launcher.base import LauncherError, RunLauncher
 
 DATABASE_ENV = "PARTITA_DATABASE_URL"
+LAUNCHER_ENV = "PARTITA_LAUNCHER"
+K8S_CONFIG_ENV = "PARTITA_K8S_CONFIG"
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,7 +37,22 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--advertised-address", help="HOST:PORT run workers report to (default: --host:--port)"
     )
-    parser.add_argument("--launcher", choices=["local"], default="local", help="how runs start")
+    parser.add_argument(
+        "--launcher",
+        choices=["local", "k8s"],
+        default=os.environ.get(LAUNCHER_ENV, "local"),
+        help=f"how runs start: local processes, or a Kubernetes Job each (or ${LAUNCHER_ENV})",
+    )
+    parser.add_argument(
+        "--k8s-config",
+        default=os.environ.get(K8S_CONFIG_ENV),
+        metavar="FILE",
+        help=f"Kubernetes launcher settings, YAML (or ${K8S_CONFIG_ENV}); see docs/kubernetes.md",
+    )
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig file for the k8s launcher (default: in-cluster, else ~/.kube/config)"
+    )
+    parser.add_argument("--k8s-context", help="kubeconfig context for the k8s launcher")
     parser.add_argument("--max-concurrent-runs", type=int, default=10)
     parser.set_defaults(handler=run_command)
 
@@ -61,11 +79,27 @@ def run_command(args: argparse.Namespace) -> int:
         advertised_address=args.advertised_address,
         max_concurrent_runs=args.max_concurrent_runs,
     )
-    control_plane = ControlPlane(config)
+    control_plane = ControlPlane(config, launcher=build_launcher(args))
     control_plane.start()
     print(f"partita control-plane listening on {control_plane.address}", flush=True)
     serve_until_signalled(control_plane)
     return 0
+
+
+def build_launcher(args: argparse.Namespace) -> RunLauncher | None:
+    """The launcher ``--launcher`` names; None for the control plane's default (local processes)."""
+    if args.launcher != "k8s":
+        return None
+    # Imported here: only a control plane that launches Jobs needs the kubernetes client.
+    from launcher.k8s import K8sConfigError, K8sLauncherConfig, KubernetesRunLauncher
+
+    try:
+        settings = K8sLauncherConfig.from_file(args.k8s_config) if args.k8s_config else K8sLauncherConfig()
+        return KubernetesRunLauncher.from_environment(
+            settings, kubeconfig=args.kubeconfig, context=args.k8s_context
+        )
+    except (K8sConfigError, LauncherError) as error:
+        raise SystemExit(f"error: {error}") from error
 
 
 def serve_until_signalled(control_plane: ControlPlane) -> None:

@@ -10,10 +10,10 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from control_plane.records import RunRecord, RunStatus
+from control_plane.records import RunFailureKind, RunRecord, RunStatus
 from control_plane.runs.reports import RunReportHandler
 from control_plane.storage import Database, RunStore
-from launcher.base import RunLauncher, RunState
+from launcher.base import LauncherError, RunHealth, RunLauncher, RunState
 
 logger = logging.getLogger("partita.control_plane.monitor")
 
@@ -46,20 +46,13 @@ class RunMonitor:
             if not run.launcher_handle or run.launcher_kind != self._launcher.kind:
                 continue  # not launched yet, or by another launcher than this control plane's
             health = self._launcher.check(run.id, run.launcher_handle)
-            reason: str | None = None
-            if health.state in (RunState.FAILED, RunState.NOT_FOUND):
-                reason = health.reason or f"The run's {self._launcher.kind} process is gone."
-            elif health.state is RunState.SUCCEEDED:
-                reason = "The run worker exited without reporting the outcome of every asset."
-            elif run.status is RunStatus.STARTING and now - run.updated_at > self._start_timeout:
-                reason = f"The run did not start within {self._start_timeout}."
-            elif (limit := _max_runtime(run)) is not None and run.started_at and now - run.started_at > limit:
-                reason = (
-                    f"The run exceeded its max_runtime of {limit} (tag {MAX_RUNTIME_TAG}) and was stopped."
-                )
-                self._launcher.terminate(run.id, run.launcher_handle)
+            reason, kind = self._failure(run, health, now)
             if reason is None:
                 continue
+            if health.state not in (RunState.NOT_FOUND, RunState.SUCCEEDED):
+                # Still there (a pod waiting on an image, a run past its limit): stop it, so nothing
+                # the control plane gave up on keeps running or holding a node.
+                self._terminate(run, reason)
             latest = self._runs.get(run.id)
             if latest is None or latest.status.is_terminal:
                 continue  # it reported its end while we looked
@@ -69,9 +62,40 @@ class RunMonitor:
                 self._reports.finish_canceled_run(latest, now)
                 continue
             logger.warning("Failing run %s: %s", run.id, reason)
-            self._reports.fail_run(latest, reason, now)
+            self._reports.fail_run(latest, reason, now, kind=kind)
             failed += 1
         return failed
+
+    def _failure(
+        self, run: RunRecord, health: RunHealth, now: datetime
+    ) -> tuple[str | None, RunFailureKind | None]:
+        """Why ``run`` must be failed now, if it must; None while it is healthy."""
+        launcher_kind = RunFailureKind(health.failure_kind.value) if health.failure_kind else None
+        if health.state in (RunState.FAILED, RunState.NOT_FOUND):
+            reason = health.reason or f"The run's {self._launcher.kind} process is gone."
+            return reason, launcher_kind or RunFailureKind.WORKER_LOST
+        if health.state is RunState.SUCCEEDED:
+            return (
+                "The run worker exited without reporting the outcome of every asset.",
+                RunFailureKind.WORKER_EXITED,
+            )
+        if run.status is RunStatus.STARTING and now - run.updated_at > self._start_timeout:
+            why = f" Last seen: {health.reason}" if health.reason else ""
+            return f"The run did not start within {self._start_timeout}.{why}", RunFailureKind.START_TIMEOUT
+        if (limit := _max_runtime(run)) is not None and run.started_at and now - run.started_at > limit:
+            return (
+                f"The run exceeded its max_runtime of {limit} (tag {MAX_RUNTIME_TAG}) and was stopped.",
+                RunFailureKind.MAX_RUNTIME_EXCEEDED,
+            )
+        return None, None
+
+    def _terminate(self, run: RunRecord, reason: str) -> None:
+        assert run.launcher_handle is not None
+        try:
+            self._launcher.terminate(run.id, run.launcher_handle)
+        except LauncherError as error:
+            # The run is failed all the same; the next check finds it again only while the run is unfinished.
+            logger.warning("Run %s (%s): could not stop it: %s", run.id, reason, error)
 
 
 def _max_runtime(run: RunRecord) -> timedelta | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from code_server.asset_key import AssetKey
-from control_plane.records import PartitionStatus, RunRecord, RunStatus
+from control_plane.records import PartitionStatus, RunFailureKind, RunRecord, RunStatus
 from control_plane.storage import AssetStatusStore, BackfillStore, Database, RunEventStore, RunStore
 
 logger = logging.getLogger("partita.control_plane.reports")
@@ -114,13 +114,21 @@ class RunReportHandler:
         return applied
 
     def fail_run(
-        self, run: RunRecord, reason: str, now: datetime, applied: AppliedReports | None = None
+        self,
+        run: RunRecord,
+        reason: str,
+        now: datetime,
+        applied: AppliedReports | None = None,
+        *,
+        kind: RunFailureKind | None = None,
     ) -> AppliedReports:
         """Fail a run the worker cannot report on (process gone, Job deleted): its open partitions fail too."""
         applied = applied or AppliedReports()
         # Not from CANCELING: a run that vanished while being canceled ends canceled, not failed.
         running = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.STARTED)
-        if self._runs.update_status(run.id, RunStatus.FAILURE, error=reason, ended_at=now, only_from=running):
+        if self._runs.update_status(
+            run.id, RunStatus.FAILURE, error=reason, failure_kind=kind, ended_at=now, only_from=running
+        ):
             self._events.append(run.id, [("control_plane", f"Run failed: {reason}", None)])
             self._fail_open_partitions(run, applied)
             applied.finished_runs.append(run.id)
@@ -187,7 +195,15 @@ class RunReportHandler:
         if run.status in (RunStatus.CANCELING, RunStatus.CANCELED):
             status = RunStatus.CANCELED
         self._runs.update_status(
-            run.id, status, error=error, ended_at=report.timestamp, only_from=_UNFINISHED_RUN_STATUSES
+            run.id,
+            status,
+            error=error,
+            # A run-level error (code that would not load, say) is not an asset's failure.
+            failure_kind=RunFailureKind.ASSET_FAILED
+            if status is RunStatus.FAILURE and not report.error
+            else None,
+            ended_at=report.timestamp,
+            only_from=_UNFINISHED_RUN_STATUSES,
         )
         # A partition still open now never will be: its outcome was not reported (or lost).
         self._fail_open_partitions(run, applied)

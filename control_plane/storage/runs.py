@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
-from control_plane.records import RunRecord, RunStatus
+from control_plane.records import RunFailureKind, RunRecord, RunStatus
 from control_plane.storage._sql import chunks, insert_rows, key_of, key_text
 from control_plane.storage.database import Database
 from control_plane.storage.errors import RunAlreadyExists, RunKeyAlreadyUsed
@@ -132,6 +132,7 @@ class RunStore:
         status: RunStatus,
         *,
         error: str | None = None,
+        failure_kind: RunFailureKind | None = None,
         started_at: datetime | None = None,
         ended_at: datetime | None = None,
         launcher_kind: str | None = None,
@@ -143,6 +144,7 @@ class RunStore:
         values: dict[str, Any] = {"status": status.value, "updated_at": self._database.clock()}
         for name, value in (
             ("error", error),
+            ("failure_kind", failure_kind.value if failure_kind else None),
             ("started_at", started_at),
             ("ended_at", ended_at),
             ("launcher_kind", launcher_kind),
@@ -248,4 +250,5 @@ def _record(row: Any, asset_keys: list[AssetKey], tags: dict[str, str]) -> RunRe
         started_at=row.started_at,
         ended_at=row.ended_at,
         error=row.error,
+        failure_kind=RunFailureKind(row.failure_kind) if row.failure_kind else None,
     )

@@ -143,6 +143,7 @@ runs = Table(
     Column("started_at", UtcDateTime),
     Column("ended_at", UtcDateTime),
     Column("error", Text),
+    Column("failure_kind", String(32)),
     Index("ix_runs_status_priority_created_at", "status", "priority", "created_at"),
     Index("ix_runs_backfill_id_status_created_at", "backfill_id", "status", "created_at"),
     Index("ix_runs_created_at", "created_at"),

@@ -29,12 +29,14 @@ from control_plane.api.enums import (
     log_stream_name,
     partition_status_from_proto,
     partition_status_to_proto,
+    run_failure_kind_from_proto,
+    run_failure_kind_to_proto,
     run_status_from_proto,
     run_status_to_proto,
 )
 from control_plane.cli import format as fmt
 from control_plane.cli import json_format
-from control_plane.records import BackfillStatus, PartitionStatus, RunEventRecord, RunStatus
+from control_plane.records import BackfillStatus, PartitionStatus, RunEventRecord, RunFailureKind, RunStatus
 from control_plane.views import BackfillPlanView, CodeLocationView, LaunchOptions, PlannedRunView
 from partita.common.v1 import assets_pb2, partitions_pb2, requests_pb2
 from partita.controlplane.v1 import backfills_pb2, runs_pb2
@@ -51,6 +53,19 @@ def test_backfill_status_round_trips(status: BackfillStatus) -> None:
 @pytest.mark.parametrize("status", list(RunStatus))
 def test_run_status_round_trips(status: RunStatus) -> None:
     assert run_status_from_proto(run_status_to_proto(status)) is status
+
+
+@pytest.mark.parametrize("kind", [*RunFailureKind, None])
+def test_every_run_failure_kind_has_its_wire_value(kind: RunFailureKind | None) -> None:
+    assert run_failure_kind_from_proto(run_failure_kind_to_proto(kind)) is kind
+
+
+def test_a_failed_run_shows_why_as_a_kind() -> None:
+    record = replace(run_record("r1", status=RunStatus.FAILURE), failure_kind=RunFailureKind.OUT_OF_MEMORY)
+    message = run_to_proto(record)
+    assert message.failure.kind == runs_pb2.RUN_FAILURE_KIND_OUT_OF_MEMORY
+    assert json_format.run_json(message)["failure_kind"] == "out_of_memory"
+    assert "failure:    [out_of_memory] ValueError: boom" in fmt.run_text(message)
 
 
 @pytest.mark.parametrize("status", [*PartitionStatus, None])

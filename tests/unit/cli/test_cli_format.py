@@ -40,6 +40,7 @@ BACKFILL_KEYS = {
 RUN_KEYS = {
     "id", "status", "backfill_id", "location", "assets", "partition_key", "partition_range", "tags", "attempt",
     "run_key", "launcher", "created_at", "started_at", "ended_at", "updated_at", "error",
+    "failure_kind",
 }  # fmt: skip
 
 
@@ -393,7 +394,7 @@ def test_runs_list_get_and_terminate(
     out = capsys.readouterr().out
     assert (
         out.startswith("Run r1: failure\n")
-        and "error:      ValueError: boom" in out
+        and "failure:    ValueError: boom" in out
         and f"partitions: {DAYS[0]}" in out
     )
     assert run("runs", "terminate", "r2") == 0

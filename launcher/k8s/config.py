@@ -1,0 +1,237 @@
+"""The Kubernetes launcher's settings: defaults, per code location, and per run through a tag.
+
+Settings are read from a YAML file (a ConfigMap in a cluster) shaped as::
+
+    namespace: partita
+    defaults: {service_account_name: ..., resources: {...}, ...}
+    locations:
+      analytics: {image: ..., resources: {limits: {memory: 8Gi}}}
+
+and a run may override any setting with the tag ``partita/k8s-config`` holding JSON of the same keys.
+Layers are deep-merged (defaults, then the location, then the run): dicts key by key, lists of named
+items (env vars) by name, other lists end to end without repeats. Values under
+the keys are Kubernetes JSON (``configMapRef``, ``valueFrom``) and go into the Job as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: The run tag that overrides a run's Kubernetes settings (JSON object of the keys below).
+K8S_CONFIG_TAG = "partita/k8s-config"
+DEFAULT_NAMESPACE = "default"
+DEFAULT_TTL_SECONDS_AFTER_FINISHED = 86_400
+
+_LIST_KEYS = ("image_pull_secrets", "env", "env_from", "tolerations")
+_MAPPING_KEYS = ("resources", "node_selector", "labels", "annotations")
+_STRING_KEYS = ("namespace", "image", "service_account_name", "image_pull_policy")
+_INTEGER_KEYS = ("ttl_seconds_after_finished", "active_deadline_seconds")
+SETTING_KEYS = frozenset((*_LIST_KEYS, *_MAPPING_KEYS, *_STRING_KEYS, *_INTEGER_KEYS))
+_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+
+
+class K8sConfigError(ValueError):
+    """A launcher config file or a run's ``partita/k8s-config`` tag is not valid; the message says where."""
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """The merged settings for one run's Job."""
+
+    namespace: str = DEFAULT_NAMESPACE
+    image: str | None = None
+    service_account_name: str | None = None
+    image_pull_policy: str | None = None
+    image_pull_secrets: tuple[str, ...] = ()
+    env: tuple[Mapping[str, Any], ...] = ()
+    env_from: tuple[Mapping[str, Any], ...] = ()
+    resources: Mapping[str, Any] = field(default_factory=dict)
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    ttl_seconds_after_finished: int | None = DEFAULT_TTL_SECONDS_AFTER_FINISHED
+    active_deadline_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class K8sLauncherConfig:
+    """Where run Jobs go and how they look, before a run's own tag is applied."""
+
+    namespace: str = DEFAULT_NAMESPACE
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    locations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> K8sLauncherConfig:
+        try:
+            document = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise K8sConfigError(f"Kubernetes launcher config {path}: {error}") from error
+        return cls.from_mapping(document, source=str(path))
+
+    @classmethod
+    def from_mapping(cls, document: Any, *, source: str = "Kubernetes launcher config") -> K8sLauncherConfig:
+        if not isinstance(document, Mapping):
+            raise K8sConfigError(f"{source}: expected a mapping with namespace, defaults and locations")
+        unknown = set(document) - {"namespace", "defaults", "locations"}
+        if unknown:
+            raise K8sConfigError(
+                f"{source}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                "expected namespace, defaults and locations"
+            )
+        namespace = document.get("namespace", DEFAULT_NAMESPACE)
+        if not isinstance(namespace, str) or not namespace:
+            raise K8sConfigError(f"{source}: namespace must be a non-empty string")
+        defaults = validate_settings(document.get("defaults") or {}, f"{source}: defaults")
+        locations_document = document.get("locations") or {}
+        if not isinstance(locations_document, Mapping):
+            raise K8sConfigError(f"{source}: locations must map location names to settings")
+        locations = {
+            str(name): validate_settings(settings or {}, f"{source}: locations.{name}")
+            for name, settings in locations_document.items()
+        }
+        return cls(namespace=namespace, defaults=defaults, locations=locations)
+
+    def settings_for(self, location: str, tags: Mapping[str, str]) -> JobSettings:
+        """The settings of a run of ``location`` with these tags (raises K8sConfigError on a bad tag)."""
+        merged: dict[str, Any] = {"namespace": self.namespace}
+        merged = deep_merge(merged, self.defaults)
+        merged = deep_merge(merged, self.locations.get(location, {}))
+        if (override := tags.get(K8S_CONFIG_TAG)) is not None:
+            merged = deep_merge(merged, parse_run_override(override))
+        return JobSettings(
+            namespace=merged["namespace"],
+            image=merged.get("image"),
+            service_account_name=merged.get("service_account_name"),
+            image_pull_policy=merged.get("image_pull_policy"),
+            image_pull_secrets=tuple(merged.get("image_pull_secrets") or ()),
+            env=tuple(merged.get("env") or ()),
+            env_from=tuple(merged.get("env_from") or ()),
+            resources=merged.get("resources") or {},
+            node_selector=merged.get("node_selector") or {},
+            tolerations=tuple(merged.get("tolerations") or ()),
+            labels=merged.get("labels") or {},
+            annotations=merged.get("annotations") or {},
+            ttl_seconds_after_finished=merged.get(
+                "ttl_seconds_after_finished", DEFAULT_TTL_SECONDS_AFTER_FINISHED
+            ),
+            active_deadline_seconds=merged.get("active_deadline_seconds"),
+        )
+
+
+def parse_run_override(text: str) -> dict[str, Any]:
+    source = f"run tag {K8S_CONFIG_TAG}"
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise K8sConfigError(f"{source} is not valid JSON ({error}): {text!r}") from error
+    return validate_settings(document, source)
+
+
+def validate_settings(document: Any, source: str) -> dict[str, Any]:
+    """Check the keys and value types of one settings layer; image_pull_secrets become plain names."""
+    if not isinstance(document, Mapping):
+        raise K8sConfigError(f"{source}: expected a mapping of settings, got {type(document).__name__}")
+    unknown = set(document) - SETTING_KEYS
+    if unknown:
+        raise K8sConfigError(
+            f"{source}: unknown setting(s) {', '.join(sorted(map(str, unknown)))}; "
+            f"known settings are {', '.join(sorted(SETTING_KEYS))}"
+        )
+    settings: dict[str, Any] = {}
+    for key, value in document.items():
+        if value is None:
+            settings[key] = None
+        elif key in _STRING_KEYS:
+            settings[key] = _expect(value, str, source, key)
+        elif key in _INTEGER_KEYS:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise K8sConfigError(f"{source}: {key} must be a whole number of seconds >= 0, got {value!r}")
+            settings[key] = value
+        elif key in _MAPPING_KEYS:
+            settings[key] = dict(_expect(value, Mapping, source, key))
+        else:
+            settings[key] = list(_expect(value, list, source, key))
+    if (policy := settings.get("image_pull_policy")) is not None and policy not in _PULL_POLICIES:
+        raise K8sConfigError(f"{source}: image_pull_policy must be one of {', '.join(_PULL_POLICIES)}")
+    if settings.get("image_pull_secrets"):
+        settings["image_pull_secrets"] = [
+            _secret_name(item, source) for item in settings["image_pull_secrets"]
+        ]
+    for key in ("env", "env_from", "tolerations"):
+        for item in settings.get(key) or ():
+            if not isinstance(item, Mapping):
+                raise K8sConfigError(f"{source}: every item of {key} must be a mapping, got {item!r}")
+    for item in settings.get("env") or ():
+        if not isinstance(item.get("name"), str):
+            raise K8sConfigError(f"{source}: every env item needs a name, got {item!r}")
+    for key in ("node_selector", "labels", "annotations"):
+        for name, value in (settings.get(key) or {}).items():
+            if not isinstance(value, str):
+                raise K8sConfigError(f"{source}: {key}.{name} must be a string, got {value!r}")
+    return settings
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``: dicts key by key, named list items by name, other lists unioned."""
+    merged = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = deep_merge(current, value)
+        elif isinstance(current, list) and isinstance(value, list):
+            merged[key] = _merge_lists(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _merge_lists(base: list[Any], override: list[Any]) -> list[Any]:
+    merged = list(base)
+    for item in override:
+        name = _item_name(item)
+        position = next(
+            (i for i, existing in enumerate(merged) if name is not None and _item_name(existing) == name),
+            None,
+        )
+        if position is not None:
+            existing = merged[position]
+            merged[position] = (
+                deep_merge(existing, item)
+                if isinstance(existing, Mapping) and isinstance(item, Mapping) and "value" not in item
+                else item
+            )
+        elif item not in merged:
+            merged.append(item)
+    return merged
+
+
+def _item_name(item: Any) -> str | None:
+    """The identity of a list item: an env var's or volume's ``name``, or a plain string."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+        return str(item["name"])
+    return None
+
+
+def _secret_name(item: Any, source: str) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+        return str(item["name"])
+    raise K8sConfigError(f"{source}: image_pull_secrets items are secret names, got {item!r}")
+
+
+def _expect(value: Any, kind: type, source: str, key: str) -> Any:
+    if not isinstance(value, kind):
+        expected = "a string" if kind is str else "a list" if kind is list else "a mapping"
+        raise K8sConfigError(f"{source}: {key} must be {expected}, got {value!r}")
+    return value

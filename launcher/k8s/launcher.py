@@ -1,0 +1,218 @@
+"""The production launcher: every run is a Kubernetes Job in its code location's image.
+
+It talks to the API server through the official ``kubernetes`` client, with its own ``ApiClient``
+(never the process-wide default configuration), reading Jobs and pods as plain JSON so that fields
+newer than the client's models are kept. Launching is idempotent: a Job name is derived from the run
+id, so a control plane that crashed between creating a Job and recording it finds the Job on relaunch
+instead of starting the run twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from launcher.base import LauncherError, LaunchRequest, RunHealth, RunLauncher, RunState
+from launcher.k8s.config import K8sConfigError, K8sLauncherConfig
+from launcher.k8s.health import job_health
+from launcher.k8s.job_body import RUN_ID_LABEL, build_job
+from launcher.k8s.names import job_name, label_value
+
+logger = logging.getLogger("partita.launcher.k8s")
+
+#: Seconds for any one API call; the run queue and monitor must never hang on the API server.
+REQUEST_TIMEOUT_SECONDS = 10.0
+
+
+class KubernetesRunLauncher(RunLauncher):
+    kind = "k8s"
+
+    def __init__(self, config: K8sLauncherConfig, api_client: k8s_client.ApiClient) -> None:
+        self._config = config
+        self._api_client = api_client
+        self._batch = k8s_client.BatchV1Api(api_client)
+        self._core = k8s_client.CoreV1Api(api_client)
+
+    @classmethod
+    def from_environment(
+        cls, config: K8sLauncherConfig, *, kubeconfig: str | None = None, context: str | None = None
+    ) -> KubernetesRunLauncher:
+        """In a pod: its service account; elsewhere: ``kubeconfig`` (or $KUBECONFIG, ~/.kube/config)."""
+        try:
+            if kubeconfig is None and context is None and _in_cluster():
+                configuration = k8s_client.Configuration()
+                k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+                api_client = k8s_client.ApiClient(configuration)
+            else:
+                api_client = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+                    config_file=kubeconfig, context=context
+                )
+        except (k8s_config.ConfigException, OSError) as error:
+            raise LauncherError(
+                f"Cannot configure the Kubernetes client ({error}); run in a pod with a service account, "
+                "or pass --kubeconfig"
+            ) from error
+        return cls(config, api_client)
+
+    def launch(self, request: LaunchRequest) -> str:
+        try:
+            settings = self._config.settings_for(request.location.name, request.tags)
+        except K8sConfigError as error:
+            raise LauncherError(f"Run {request.run_id}: {error}") from error
+        image = request.location.image or settings.image
+        if not image:
+            raise LauncherError(
+                f"Code location {request.location.name!r} has no image for run {request.run_id}: start its "
+                f"code server with --image, or set locations.{request.location.name}.image in the "
+                "Kubernetes launcher config"
+            )
+        body = build_job(request, settings, image)
+        handle = f"{settings.namespace}/{body['metadata']['name']}"
+        try:
+            # A dict body is sent as it is: exactly the manifest the tests validate.
+            self._batch.create_namespaced_job(
+                settings.namespace,
+                body,  # type: ignore[arg-type]
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+                _preload_content=False,
+            )
+        except ApiException as error:
+            if error.status == 409 and self._is_same_run(settings.namespace, body, request.run_id):
+                logger.info("Job %s already exists for run %s; not creating it again", handle, request.run_id)
+                return handle
+            raise LauncherError(
+                f"Kubernetes refused Job {handle} for run {request.run_id}: {_explain(error)}"
+            ) from error
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise LauncherError(f"Kubernetes API unreachable creating Job {handle}: {error}") from error
+        return handle
+
+    def terminate(self, run_id: str, handle: str) -> bool:
+        """Delete the Job and its pods (background propagation) unless it already finished.
+
+        A finished Job is kept until its ttlSecondsAfterFinished so that ``kubectl logs`` still works.
+        """
+        namespace, name = _split(handle)
+        job = self._read_job(namespace, name)
+        if job is None or _finished(job):
+            return False
+        try:
+            self._batch.delete_namespaced_job(
+                name,
+                namespace,
+                body=k8s_client.V1DeleteOptions(propagation_policy="Background"),
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise LauncherError(
+                f"Could not delete Job {handle} of run {run_id}: {_explain(error)}"
+            ) from error
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise LauncherError(f"Kubernetes API unreachable deleting Job {handle}: {error}") from error
+        logger.info("Deleted Job %s of run %s", handle, run_id)
+        return True
+
+    def check(self, run_id: str, handle: str) -> RunHealth:
+        namespace, name = _split(handle)
+        try:
+            job = self._read_job(namespace, name)
+            pods = [] if job is None or _finished_successfully(job) else self._pods(namespace, run_id)
+        except LauncherError as error:
+            # The API server is down or slow: say nothing is known rather than fail a healthy run.
+            logger.warning("Cannot check run %s: %s", run_id, error)
+            return RunHealth(RunState.RUNNING, str(error))
+        return job_health(job, pods, handle)
+
+    def close(self) -> None:
+        self._api_client.close()  # type: ignore[no-untyped-call]
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def _read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get_json(
+            lambda: self._batch.read_namespaced_job(
+                name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            ),
+            f"Job {namespace}/{name}",
+        )
+
+    def _pods(self, namespace: str, run_id: str) -> list[dict[str, Any]]:
+        listing = self._get_json(
+            lambda: self._core.list_namespaced_pod(
+                namespace,
+                label_selector=f"{RUN_ID_LABEL}={label_value(run_id)}",
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            ),
+            f"pods of run {run_id}",
+        )
+        return list((listing or {}).get("items") or [])
+
+    def _get_json(self, call: Callable[[], Any], what: str) -> dict[str, Any] | None:
+        try:
+            response = call()
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise LauncherError(f"Could not read {what}: {_explain(error)}") from error
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise LauncherError(f"Kubernetes API unreachable reading {what}: {error}") from error
+        document: dict[str, Any] = json.loads(response.data)
+        return document
+
+    def _is_same_run(self, namespace: str, body: dict[str, Any], run_id: str) -> bool:
+        existing = self._read_job(namespace, body["metadata"]["name"])
+        labels = ((existing or {}).get("metadata") or {}).get("labels") or {}
+        return bool(labels.get(RUN_ID_LABEL) == label_value(run_id))
+
+
+def job_handle(namespace: str, run_id: str) -> str:
+    return f"{namespace}/{job_name(run_id)}"
+
+
+def _split(handle: str) -> tuple[str, str]:
+    namespace, slash, name = handle.partition("/")
+    if not slash or not namespace or not name:
+        raise LauncherError(f"Not a Kubernetes Job handle (namespace/name): {handle!r}")
+    return namespace, name
+
+
+def _finished(job: dict[str, Any]) -> bool:
+    conditions = (job.get("status") or {}).get("conditions") or ()
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
+
+
+def _finished_successfully(job: dict[str, Any]) -> bool:
+    conditions = (job.get("status") or {}).get("conditions") or ()
+    return any(c.get("type") == "Complete" and c.get("status") == "True" for c in conditions)
+
+
+def _explain(error: ApiException) -> str:
+    """The API server's own message, plus what to do for the common refusals."""
+    message = error.reason or "error"
+    if error.body:
+        try:
+            message = json.loads(error.body).get("message") or message
+        except (ValueError, AttributeError):
+            message = str(error.body)[:500]
+    hint = {
+        401: " (the control plane's credentials were rejected)",
+        403: " (the control plane's service account lacks permission: see its Role in k8s/base)",
+        404: " (does the namespace exist?)",
+        422: " (the Job is invalid: check the launcher config and the run's partita/k8s-config tag)",
+    }.get(error.status or 0, "")
+    return f"HTTP {error.status}: {message}{hint}"
+
+
+def _in_cluster() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
