@@ -100,9 +100,17 @@ def execute_run(
             failed[key] = key
             sink.emit(PartitionFailed(plan.run_id, key, key_range, ErrorInfo.from_exception(error)))
             continue
+        # A line per asset on stderr: what `kubectl logs` or a run's log file shows an operator.
+        logger.info("Materialized %s %s", key.to_user_string(), _range_text(key_range))
         sink.emit(PartitionMaterialized(plan.run_id, key, key_range))
     sink.emit(RunFinished(plan.run_id, success=not failed))
     return RunOutcome.ASSET_FAILED if failed else RunOutcome.SUCCESS
+
+
+def _range_text(key_range: PartitionKeyRange | None) -> str:
+    if key_range is None:
+        return "(unpartitioned)"
+    return key_range.start if key_range.start == key_range.end else str(key_range)
 
 
 def _validated_order(
