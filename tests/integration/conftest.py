@@ -13,6 +13,8 @@ import pytest
 from code_server.server.spawn import SpawnedCodeServer, spawn_code_server
 from control_plane.app import ControlPlane, ControlPlaneConfig
 from control_plane.views import BackfillView
+from launcher.base import RunLauncher
+from tests.kube_cluster.pytest_fixtures import kube_api  # noqa: F401  (the Kubernetes API server fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,7 +44,9 @@ def backfill_code_server(output_file: Path) -> Iterator[SpawnedCodeServer]:
 def control_plane_factory(tmp_path: Path) -> Iterator[Callable[..., ControlPlane]]:
     started: list[ControlPlane] = []
 
-    def start(code_servers: dict[str, str], **options: Any) -> ControlPlane:
+    def start(
+        code_servers: dict[str, str], launcher: RunLauncher | None = None, **options: Any
+    ) -> ControlPlane:
         config = ControlPlaneConfig(
             database_url=options.pop("database_url", f"sqlite:///{tmp_path / 'partita.db'}"),
             code_servers=code_servers,
@@ -51,7 +55,7 @@ def control_plane_factory(tmp_path: Path) -> Iterator[Callable[..., ControlPlane
             monitor_seconds=0.5,
             **options,
         )
-        control_plane = ControlPlane(config)
+        control_plane = ControlPlane(config, launcher=launcher)
         control_plane.start()
         started.append(control_plane)
         return control_plane
