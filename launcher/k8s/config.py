@@ -62,9 +62,12 @@ class JobSettings:
 
 @dataclass(frozen=True)
 class K8sLauncherConfig:
-    """Where run Jobs go and how they look, before a run's own tag is applied."""
+    """Where run Jobs go and how they look, before a run's own tag is applied.
 
-    namespace: str = DEFAULT_NAMESPACE
+    No namespace means the control plane's own namespace in a cluster, else ``default``.
+    """
+
+    namespace: str | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
     locations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -86,8 +89,8 @@ class K8sLauncherConfig:
                 f"{source}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
                 "expected namespace, defaults and locations"
             )
-        namespace = document.get("namespace", DEFAULT_NAMESPACE)
-        if not isinstance(namespace, str) or not namespace:
+        namespace = document.get("namespace")
+        if namespace is not None and (not isinstance(namespace, str) or not namespace):
             raise K8sConfigError(f"{source}: namespace must be a non-empty string")
         defaults = validate_settings(document.get("defaults") or {}, f"{source}: defaults")
         locations_document = document.get("locations") or {}
@@ -101,7 +104,7 @@ class K8sLauncherConfig:
 
     def settings_for(self, location: str, tags: Mapping[str, str]) -> JobSettings:
         """The settings of a run of ``location`` with these tags (raises K8sConfigError on a bad tag)."""
-        merged: dict[str, Any] = {"namespace": self.namespace}
+        merged: dict[str, Any] = {"namespace": self.namespace or DEFAULT_NAMESPACE}
         merged = deep_merge(merged, self.defaults)
         merged = deep_merge(merged, self.locations.get(location, {}))
         if (override := tags.get(K8S_CONFIG_TAG)) is not None:

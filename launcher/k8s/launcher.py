@@ -13,6 +13,8 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import urllib3
@@ -28,6 +30,7 @@ from launcher.k8s.names import job_name, label_value
 
 logger = logging.getLogger("partita.launcher.k8s")
 
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 #: Seconds for any one API call; the run queue and monitor must never hang on the API server.
 REQUEST_TIMEOUT_SECONDS = 10.0
 
@@ -48,6 +51,8 @@ class KubernetesRunLauncher(RunLauncher):
         """In a pod: its service account; elsewhere: ``kubeconfig`` (or $KUBECONFIG, ~/.kube/config)."""
         try:
             if kubeconfig is None and context is None and _in_cluster():
+                if config.namespace is None:
+                    config = replace(config, namespace=_own_namespace())
                 configuration = k8s_client.Configuration()
                 k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
                 api_client = k8s_client.ApiClient(configuration)
@@ -212,6 +217,14 @@ def _explain(error: ApiException) -> str:
         422: " (the Job is invalid: check the launcher config and the run's partita/k8s-config tag)",
     }.get(error.status or 0, "")
     return f"HTTP {error.status}: {message}{hint}"
+
+
+def _own_namespace() -> str | None:
+    """The namespace of the pod this runs in, from its service account's mounted files."""
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _in_cluster() -> bool:
