@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.code_server
 	$(PY) -m benchmarks.storage
 	$(PY) -m benchmarks.backfill
+	$(PY) -m benchmarks.k8s_launcher
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .partita
