@@ -66,6 +66,11 @@ def pods_of(core: k8s_client.CoreV1Api, job: str) -> list[Any]:
     return list(core.list_namespaced_pod(NS, label_selector=f"job-name={job}").items)
 
 
+def test_it_says_it_is_kubernetes_1_32(kube_api: KubeApiServer) -> None:
+    version = k8s_client.VersionApi(kube_api.api_client()).get_code()
+    assert (version.major, version.minor) == ("1", "32")
+
+
 def test_objects_get_server_metadata_selectors_and_api_errors(batch: k8s_client.BatchV1Api) -> None:
     created = batch.create_namespaced_job(NS, job_body("one", "pass", team="a", tier="x"))
     batch.create_namespaced_job(NS, job_body("two", "pass", team="b"))
