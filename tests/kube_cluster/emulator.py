@@ -110,6 +110,8 @@ class ClusterEmulator(kmock.KubernetesEmulator):
             if namespace_path:  # kmock reads /api/v1/namespaces/NAME as a namespace, not an object
                 target = _Target(BY_PLURAL["namespaces"], None, namespace_path.group(1), None)
                 return await self._serve(request, target)
+            if request.url.path.rstrip("/") == "/version":  # the client asks /version/, kubectl /version
+                return _json(await self._serve_server_version(request))
             if resource is None or not resource.plural or resource.version is None:
                 return await apps.RawHandler._handle(self, request)  # discovery, /version, unknown paths
             known = BY_PLURAL.get(str(resource.plural))

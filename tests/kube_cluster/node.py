@@ -12,6 +12,7 @@ simulated: finished Jobs stay until deleted.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import secrets
@@ -27,6 +28,7 @@ from typing import Any
 
 from tests.kube_cluster.store import ApiError, ObjectStore, now_text
 
+logger = logging.getLogger("tests.kube_cluster.node")
 NODE_NAME = "partita-test-node"
 #: Failures a test can ask for by image: how the kubelet would report them.
 FAILURES = ("ErrImagePull", "CreateContainerConfigError", "OOMKilled", "Evicted")
@@ -115,6 +117,10 @@ class SimulatedNode:
                         self._pod_deleted(obj)
                 except ApiError:
                     pass  # deleted meanwhile
+                except Exception:  # a bad object must not stop the node for every other test object
+                    logger.exception(
+                        "Simulated node could not handle %s %s", plural, obj["metadata"].get("name")
+                    )
             for run in list(self._runs.values()):
                 if not run.done:
                     with contextlib.suppress(ApiError):  # its objects were deleted meanwhile
@@ -233,15 +239,24 @@ class SimulatedNode:
                 environment[item["name"]] = str(item["value"])
         command = [*(container.get("command") or ()), *(container.get("args") or ())]
         with self._log_path(run.namespace, run.pod_name).open("ab") as log:
-            run.process = subprocess.Popen(
-                command,
-                cwd=container.get("workingDir") or self._working_directory,
-                env=environment,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            try:
+                if not command:
+                    raise OSError("the simulated node runs only containers that give a command")
+                run.process = subprocess.Popen(
+                    command,
+                    cwd=container.get("workingDir") or self._working_directory,
+                    env=environment,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as error:
+                # What a kubelet reports for an executable it cannot start.
+                log.write(f"{error}\n".encode())
+                run.done, run.outcome = True, "StartError"
+                self._finish(run, 128)
+                return
         pod_uid = run.extra["pod_uid"]
         self._event(
             run.namespace, "Pod", run.pod_name, pod_uid, "Created", "Created container run-worker", "kubelet"
@@ -296,7 +311,9 @@ class SimulatedNode:
         container = run.extra["container"]
         now = now_text()
         ok = code == 0 and run.outcome is None
-        reason = run.outcome if run.outcome == "OOMKilled" else ("Completed" if ok else "Error")
+        reason = (
+            run.outcome if run.outcome in ("OOMKilled", "StartError") else ("Completed" if ok else "Error")
+        )
         exit_code = 137 if run.outcome == "OOMKilled" else (code if code >= 0 else 128 - code)
         terminated = {"terminated": {"reason": reason, "exitCode": exit_code, "finishedAt": now}}
         pod_status: dict[str, Any] = {
