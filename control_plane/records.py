@@ -12,6 +12,10 @@ from enum import StrEnum
 
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
+from launcher.base import FailureKind
+
+#: Why a run failed: one enum, shared with the launchers that report most of the kinds.
+RunFailureKind = FailureKind
 
 
 class BackfillStatus(StrEnum):
@@ -38,23 +42,6 @@ _TERMINAL_BACKFILL = frozenset(
         BackfillStatus.FAILED,
     }
 )
-
-
-class RunFailureKind(StrEnum):
-    """Why a run failed; the values match launcher.base.FailureKind for the launcher's own reasons."""
-
-    ASSET_FAILED = "asset_failed"
-    LAUNCH_FAILED = "launch_failed"
-    START_TIMEOUT = "start_timeout"
-    MAX_RUNTIME_EXCEEDED = "max_runtime_exceeded"
-    WORKER_EXITED = "worker_exited"
-    WORKER_LOST = "worker_lost"
-    IMAGE_PULL_FAILED = "image_pull_failed"
-    CONTAINER_CONFIG_ERROR = "container_config_error"
-    OUT_OF_MEMORY = "out_of_memory"
-    EVICTED = "evicted"
-    DEADLINE_EXCEEDED = "deadline_exceeded"
-    ASSET_NOT_DEFINED = "asset_not_defined"
 
 
 class RunStatus(StrEnum):

@@ -65,8 +65,11 @@ class RunState(StrEnum):
 
 
 class FailureKind(StrEnum):
-    """Why a launcher says a run failed (mirrors the API's RunFailureKind)."""
+    """Why a run failed (the API's RunFailureKind). Launchers report the infrastructure kinds; the
+    control plane adds the asset kinds from the run worker's reports."""
 
+    ASSET_FAILED = "asset_failed"
+    ASSET_NOT_DEFINED = "asset_not_defined"
     LAUNCH_FAILED = "launch_failed"
     START_TIMEOUT = "start_timeout"
     MAX_RUNTIME_EXCEEDED = "max_runtime_exceeded"

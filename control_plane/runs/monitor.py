@@ -70,7 +70,7 @@ class RunMonitor:
         self, run: RunRecord, health: RunHealth, now: datetime
     ) -> tuple[str | None, RunFailureKind | None]:
         """Why ``run`` must be failed now, if it must; None while it is healthy."""
-        launcher_kind = RunFailureKind(health.failure_kind.value) if health.failure_kind else None
+        launcher_kind = health.failure_kind
         if health.state in (RunState.FAILED, RunState.NOT_FOUND):
             reason = health.reason or f"The run's {self._launcher.kind} process is gone."
             return reason, launcher_kind or RunFailureKind.WORKER_LOST
