@@ -26,13 +26,20 @@ from control_plane.backfills.engine import BackfillEngine
 from control_plane.daemon import Daemon
 from control_plane.errors import BackfillNotFound, InvalidStateTransition, RunNotFound
 from control_plane.locations import CodeLocations
-from control_plane.records import BackfillStatus, RunEventRecord, RunFailureKind, RunRecord, RunStatus
+from control_plane.records import (
+    BackfillPartition,
+    BackfillStatus,
+    RunEventRecord,
+    RunFailureKind,
+    RunRecord,
+    RunStatus,
+)
 from control_plane.runs.monitor import RunMonitor
 from control_plane.runs.queue import RunQueue
 from control_plane.runs.reporter_servicer import RunReporterServicer
 from control_plane.runs.reports import AppliedReports, RunReport, RunReportHandler
 from control_plane.service import AssetPartitionStatusView, ControlPlaneService
-from control_plane.storage import BackfillStore, Database, RunEventStore, RunStore
+from control_plane.storage import BackfillStore, Database, NotFound, RunEventStore, RunStore
 from control_plane.views import BackfillPlanView, BackfillView, CodeLocationView, LaunchOptions
 from launcher.base import RunLauncher
 from launcher.local import LocalProcessLauncher
@@ -285,6 +292,16 @@ class ControlPlane(ControlPlaneService):
             if latest != view:
                 view = latest
                 yield view
+
+    def partition_changes(
+        self, backfill_id: str, *, after: int | None
+    ) -> tuple[int, Sequence[BackfillPartition]]:
+        try:
+            return self._backfills.partition_changes(backfill_id, after=after)
+        except NotFound as error:
+            raise BackfillNotFound(
+                f"No backfill with id {backfill_id!r}; list them with `partita backfill list`."
+            ) from error
 
     # --- runs -----------------------------------------------------------------------------------------
 

@@ -230,6 +230,12 @@ class ControlPlaneClient:
         for response in self._stream(self._stub.WatchBackfill(request)):
             yield response.backfill
 
+    def watch_backfill_changes(self, backfill_id: str) -> Iterator[backfills_pb2.WatchBackfillResponse]:
+        """Like ``watch_backfill``, each message also saying which partitions changed status since the
+        previous one (the first message is the snapshot, with none)."""
+        request = backfills_pb2.WatchBackfillRequest(backfill_id=backfill_id, include_partition_changes=True)
+        yield from self._stream(self._stub.WatchBackfill(request))
+
     # --- runs ------------------------------------------------------------------------------------
 
     def list_runs(

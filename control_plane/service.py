@@ -14,7 +14,14 @@ from datetime import datetime
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.automation import BackfillRequestSpec
-from control_plane.records import BackfillStatus, PartitionStatus, RunEventRecord, RunRecord, RunStatus
+from control_plane.records import (
+    BackfillPartition,
+    BackfillStatus,
+    PartitionStatus,
+    RunEventRecord,
+    RunRecord,
+    RunStatus,
+)
 from control_plane.views import BackfillPlanView, BackfillView, CodeLocationView, LaunchOptions
 
 
@@ -81,6 +88,12 @@ class ControlPlaneService:
 
     def watch_backfill(self, backfill_id: str, *, poll_seconds: float = 5.0) -> Iterator[BackfillView]:
         """Yield the backfill now and again after every change, until it ends (then once more, final)."""
+        raise NotImplementedError
+
+    def partition_changes(
+        self, backfill_id: str, *, after: int | None
+    ) -> tuple[int, Sequence[BackfillPartition]]:
+        """The backfill's change sequence now, and its partitions changed after ``after`` (none for None)."""
         raise NotImplementedError
 
     def list_runs(

@@ -23,10 +23,11 @@ from control_plane.api.enums import (
     backfill_status_to_proto,
     location_status_to_proto,
     log_stream_to_proto,
+    partition_status_to_proto,
     run_failure_kind_to_proto,
     run_status_to_proto,
 )
-from control_plane.records import PartitionStatus, RunEventRecord, RunRecord
+from control_plane.records import BackfillPartition, PartitionStatus, RunEventRecord, RunRecord
 from control_plane.views import (
     BackfillPlanView,
     BackfillView,
@@ -329,3 +330,44 @@ def asset_keys_from_proto(messages: Iterable[assets_pb2.AssetKey]) -> tuple[Asse
 def _set_time(field: Timestamp, value: datetime | None) -> None:
     if value is not None:
         field.CopyFrom(timestamp_to_proto(value))
+
+
+def partition_changes_to_proto(
+    partitions: Iterable[BackfillPartition],
+) -> list[backfills_pb2.PartitionStatusChange]:
+    """Changed partitions, ordered by asset and position, as few changes as can say them: neighbours
+    with the same status and run become one range."""
+    changes: list[backfills_pb2.PartitionStatusChange] = []
+    group: list[BackfillPartition] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        first, last = group[0], group[-1]
+        change = backfills_pb2.PartitionStatusChange(
+            asset_key=asset_key_to_proto(first.asset_key), status=partition_status_to_proto(first.status)
+        )
+        if first.run_id:
+            change.run_id = first.run_id
+        if len(group) == 1 and first.partition_key:
+            change.partition_key = first.partition_key
+        elif len(group) > 1:
+            change.partition_range.CopyFrom(
+                key_range_to_proto(PartitionKeyRange(first.partition_key, last.partition_key))
+            )
+        changes.append(change)
+        group.clear()
+
+    for partition in partitions:
+        previous = group[-1] if group else None
+        if previous is not None and not (
+            partition.asset_key == previous.asset_key
+            and partition.position == previous.position + 1
+            and partition.status is previous.status
+            and partition.run_id == previous.run_id
+            and partition.partition_key
+        ):
+            flush()
+        group.append(partition)
+    flush()
+    return changes

@@ -30,6 +30,7 @@ from control_plane.api.convert import (
     backfill_to_proto,
     code_location_to_proto,
     launch_request_from_proto,
+    partition_changes_to_proto,
     partition_counts_to_proto,
     run_log_entry_to_proto,
     run_to_proto,
@@ -164,15 +165,19 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     def WatchBackfill(
         self, request: backfills_pb2.WatchBackfillRequest, context: grpc.ServicerContext
     ) -> Iterator[backfills_pb2.WatchBackfillResponse]:
-        # Partition-level changes (include_partition_changes) need the service to report them; until
-        # it does, every message carries the counts, which is what the CLI shows.
         with StatusOnError(context, "WatchBackfill"):
-            views = self._service.watch_backfill(
-                required(request.backfill_id, "backfill_id"), poll_seconds=self._watch_poll_seconds
-            )
+            backfill_id = required(request.backfill_id, "backfill_id")
+            with_changes = request.include_partition_changes
+            # Read before the first snapshot, so that no change falls between the two.
+            sequence = self._service.partition_changes(backfill_id, after=None)[0] if with_changes else 0
+            views = self._service.watch_backfill(backfill_id, poll_seconds=self._watch_poll_seconds)
             try:
-                for view in views:
-                    yield backfills_pb2.WatchBackfillResponse(backfill=backfill_to_proto(view))
+                for index, view in enumerate(views):
+                    response = backfills_pb2.WatchBackfillResponse(backfill=backfill_to_proto(view))
+                    if with_changes and index > 0:
+                        sequence, changed = self._service.partition_changes(backfill_id, after=sequence)
+                        response.changes.extend(partition_changes_to_proto(changed))
+                    yield response
                     if not context.is_active():
                         return
             finally:

@@ -249,10 +249,11 @@ class BackfillStore:
             conditions.append(_P.c.status.in_([s.value for s in only_from]))
         changed = 0
         with self._database.connect(connection) as conn:
+            values = {"status": status.value, "change_seq": _next_change(conn, backfill_id)}
             if partition_keys is None:
-                return int(conn.execute(update(_P).where(*conditions).values(status=status.value)).rowcount)
+                return int(conn.execute(update(_P).where(*conditions).values(**values)).rowcount)
             for condition in matching(conn, _P.c.partition_key, list(partition_keys)):
-                statement = update(_P).where(*conditions, condition).values(status=status.value)
+                statement = update(_P).where(*conditions, condition).values(**values)
                 changed += int(conn.execute(statement).rowcount)
         return changed
 
@@ -269,11 +270,12 @@ class BackfillStore:
         conditions = [_P.c.backfill_id == backfill_id, _P.c.asset_key == key_text(asset_key)]
         changed = 0
         with self._database.connect(connection) as conn:
+            sequence = _next_change(conn, backfill_id)
             for condition in matching(conn, _P.c.partition_key, list(partition_keys)):
                 statement = (
                     update(_P)
                     .where(*conditions, condition)
-                    .values(status=PartitionStatus.QUEUED.value, run_id=run_id)
+                    .values(status=PartitionStatus.QUEUED.value, run_id=run_id, change_seq=sequence)
                 )
                 changed += int(conn.execute(statement).rowcount)
         return changed
@@ -290,13 +292,18 @@ class BackfillStore:
             {"backfill_id": backfill_id, "asset_key": key_text(asset), "partition_key": key, "run_id": run_id}
             for asset, key, run_id in assignments
         ]
+        if not rows:
+            return 0
         with self._database.connect(connection) as conn:
             return update_rows(
                 conn,
                 _P,
                 rows,
                 keys=("backfill_id", "asset_key", "partition_key"),
-                values={"status": PartitionStatus.QUEUED.value},
+                values={
+                    "status": PartitionStatus.QUEUED.value,
+                    "change_seq": _next_change(conn, backfill_id),
+                },
             )
 
     def set_status_for_run(
@@ -314,7 +321,13 @@ class BackfillStore:
         if only_from is not None:
             conditions.append(_P.c.status.in_([s.value for s in only_from]))
         with self._database.connect(connection) as conn:
-            return int(conn.execute(update(_P).where(*conditions).values(status=status.value)).rowcount)
+            backfill_id = conn.execute(
+                select(_P.c.backfill_id).where(_P.c.run_id == run_id).limit(1)
+            ).scalar()
+            if backfill_id is None:
+                return 0  # no partition rows: not a backfill's run
+            values = {"status": status.value, "change_seq": _next_change(conn, backfill_id)}
+            return int(conn.execute(update(_P).where(*conditions).values(**values)).rowcount)
 
     def reset_partitions(
         self,
@@ -324,13 +337,40 @@ class BackfillStore:
         connection: Connection | None = None,
     ) -> int:
         """Back to pending, unassigned: what a retry does to failed partitions."""
-        statement = (
-            update(_P)
-            .where(_P.c.backfill_id == backfill_id, _P.c.status.in_([s.value for s in from_statuses]))
-            .values(status=PartitionStatus.PENDING.value, run_id=None)
-        )
         with self._database.connect(connection) as conn:
+            statement = (
+                update(_P)
+                .where(_P.c.backfill_id == backfill_id, _P.c.status.in_([s.value for s in from_statuses]))
+                .values(
+                    status=PartitionStatus.PENDING.value,
+                    run_id=None,
+                    change_seq=_next_change(conn, backfill_id),
+                )
+            )
             return int(conn.execute(statement).rowcount)
+
+    def partition_changes(
+        self, backfill_id: str, *, after: int | None
+    ) -> tuple[int, builtins.list[BackfillPartition]]:
+        """The sequence now, and the rows changed after ``after`` (none when ``after`` is None).
+
+        A watcher reads the sequence before its first snapshot and then asks for what came after:
+        it never misses a change, and the cost is the number of rows that changed.
+        """
+        with self._database.read() as conn:
+            sequence = conn.execute(
+                select(backfills.c.partition_change_seq).where(backfills.c.id == backfill_id)
+            ).scalar()
+            if sequence is None:
+                raise NotFound(f"No backfill with id {backfill_id!r}.")
+            if after is None or after >= sequence:
+                return int(sequence), []
+            rows = conn.execute(
+                select(_P)
+                .where(_P.c.backfill_id == backfill_id, _P.c.change_seq > after, _P.c.change_seq <= sequence)
+                .order_by(_P.c.asset_key, _P.c.position)
+            ).all()
+        return int(sequence), [_partition(row) for row in rows]
 
     def delete(self, backfill_id: str) -> None:
         with self._database.transaction() as conn:
@@ -400,6 +440,20 @@ def _backfill_row(record: BackfillRecord, request_id: str | None) -> dict[str, o
         "ended_at": record.ended_at,
         "error": record.error,
     }
+
+
+def _next_change(conn: Connection, backfill_id: str) -> int:
+    """The sequence number of this write to the backfill's partitions (locks the backfill's row)."""
+    conn.execute(
+        update(backfills)
+        .where(backfills.c.id == backfill_id)
+        .values(partition_change_seq=backfills.c.partition_change_seq + 1)
+    )
+    return int(
+        conn.execute(
+            select(backfills.c.partition_change_seq).where(backfills.c.id == backfill_id)
+        ).scalar_one()
+    )
 
 
 def _partition(row: object) -> BackfillPartition:

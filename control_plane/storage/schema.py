@@ -74,6 +74,9 @@ backfills = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Column("ended_at", UtcDateTime),
     Column("error", Text),
+    #: Bumped by every write to the backfill's partition rows, which carry it as change_seq: a watcher
+    #: asks for the rows changed after the sequence it last saw. The row lock orders the writers.
+    Column("partition_change_seq", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_backfills_status_created_at", "status", "created_at"),
     Index("ix_backfills_created_at", "created_at"),
     Index("ix_backfills_request_id", "request_id", unique=True),
@@ -119,7 +122,9 @@ backfill_partitions = Table(
     Column("position", Integer, nullable=False),
     Column("status", _STATUS, nullable=False),
     Column("run_id", _ID),
+    Column("change_seq", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_backfill_partitions_backfill_id_status", "backfill_id", "status"),
+    Index("ix_backfill_partitions_backfill_id_change_seq", "backfill_id", "change_seq"),
     Index("ix_backfill_partitions_run_id", "run_id"),
 )
 

@@ -13,7 +13,9 @@ from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.server.spawn import SpawnedCodeServer, spawn_code_server
 from code_server.wire.automation import BackfillRequestSpec
+from control_plane.api.enums import backfill_status_from_proto, partition_status_from_proto
 from control_plane.app import ControlPlane
+from control_plane.client import ControlPlaneClient
 from control_plane.errors import InvalidBackfillRequest
 from control_plane.records import BackfillStatus, PartitionStatus, RunStatus
 from control_plane.views import BackfillPlanView, BackfillView, LaunchOptions
@@ -172,3 +174,30 @@ def test_bad_requests_write_nothing(
     )
     assert isinstance(plan, BackfillPlanView) and plan.partition_count == 5 and len(plan.runs) == 3
     assert control_plane.list_backfills() == [] and control_plane.list_runs() == []
+
+
+def test_watching_partition_changes_replays_the_backfill_partition_by_partition(
+    control_plane_factory: Factory, backfill_code_server: SpawnedCodeServer
+) -> None:
+    plane = control_plane_factory({"tests": backfill_code_server.address})
+    view = launch(plane, ["a", "b", "c"], "2024-03-01", "2024-03-04")
+    with ControlPlaneClient(plane.address) as client:
+        messages = list(client.watch_backfill_changes(view.record.id))
+    assert backfill_status_from_proto(messages[-1].backfill.status) is BackfillStatus.COMPLETED_SUCCESS
+    # Replaying every change over the launch state gives the final state of every partition.
+    final: dict[tuple[str, str], PartitionStatus | None] = {}
+    seen: dict[tuple[str, str], list[PartitionStatus | None]] = {}
+    for message in messages[1:]:
+        for change in message.changes:
+            start = change.partition_key or change.partition_range.start
+            end = change.partition_key or change.partition_range.end
+            days = [f"2024-03-0{day}" for day in range(int(start[-1]), int(end[-1]) + 1)]
+            for day in days:
+                key = (change.asset_key.path[-1], day)
+                final[key] = partition_status_from_proto(change.status)
+                seen.setdefault(key, []).append(final[key])
+    days = [f"2024-03-0{day}" for day in range(1, 5)]
+    assert final == {(asset, day): PartitionStatus.MATERIALIZED for asset in "abc" for day in days}
+    # And the stream followed them on their way: queued or running before materialized.
+    assert all(statuses[-1] is PartitionStatus.MATERIALIZED for statuses in seen.values())
+    assert any(PartitionStatus.RUNNING in statuses for statuses in seen.values())

@@ -32,7 +32,7 @@ from control_plane.client import (
     InvalidArgumentError,
     NotFoundError,
 )
-from control_plane.records import BackfillStatus, PartitionStatus, RunStatus
+from control_plane.records import BackfillPartition, BackfillStatus, PartitionStatus, RunStatus
 from control_plane.views import LaunchOptions
 from partita.common.v1 import requests_pb2
 from partita.controlplane.v1 import (
@@ -291,6 +291,44 @@ def test_watch_streams_every_update_until_the_final_one(
         BackfillStatus.COMPLETED_SUCCESS,
     ]
     assert [u.partition_counts.materialized for u in updates] == [0, 5, 10]
+
+
+def test_watch_with_partition_changes_says_what_changed_in_as_few_changes_as_it_can(
+    client: ControlPlaneClient, service: FakeControlPlaneService
+) -> None:
+    service.backfills["bf1"] = backfill_view("bf1")
+    service.watch_script["bf1"] = [
+        backfill_view(
+            "bf1", status=BackfillStatus.COMPLETED_SUCCESS, counts={"a": {PartitionStatus.MATERIALIZED: 3}}
+        )
+    ]
+    a, b = AssetKey("a"), AssetKey("b")
+    service.change_script["bf1"] = [
+        [
+            BackfillPartition("bf1", a, DAYS[0], 0, PartitionStatus.MATERIALIZED, "r1"),
+            BackfillPartition("bf1", a, DAYS[1], 1, PartitionStatus.MATERIALIZED, "r1"),
+            BackfillPartition("bf1", a, DAYS[2], 2, PartitionStatus.MATERIALIZED, "r1"),
+            BackfillPartition("bf1", a, DAYS[4], 4, PartitionStatus.FAILED, "r2"),
+            BackfillPartition("bf1", b, "", 0, PartitionStatus.UPSTREAM_FAILED, None),
+        ]
+    ]
+    snapshot, final = list(client.watch_backfill_changes("bf1"))
+    assert list(snapshot.changes) == []
+    shown = [
+        (
+            change.asset_key.path[-1],
+            change.WhichOneof("partition"),
+            change.partition_key or (change.partition_range.start, change.partition_range.end),
+            partition_status_from_proto(change.status),
+            change.run_id,
+        )
+        for change in final.changes
+    ]
+    assert shown == [
+        ("a", "partition_range", (DAYS[0], DAYS[2]), PartitionStatus.MATERIALIZED, "r1"),
+        ("a", "partition_key", DAYS[4], PartitionStatus.FAILED, "r2"),
+        ("b", None, ("", ""), PartitionStatus.UPSTREAM_FAILED, ""),
+    ]
 
 
 def test_watch_of_an_unknown_backfill_is_not_found(client: ControlPlaneClient) -> None:

@@ -347,3 +347,28 @@ def test_bulk_operations_over_ten_thousand_partitions(
     assert [p.position for p in picked] == list(range(10_000))
     assert store.reset_partitions("big", from_statuses=[P.FAILED]) == 7_500
     assert store.count_partitions("big", statuses=[P.PENDING]) == 17_500
+
+
+def test_partition_changes_are_the_rows_each_write_touched_after_a_sequence(
+    store: BackfillStore, launched: BackfillRecord
+) -> None:
+    start, nothing = store.partition_changes("bf", after=None)
+    assert nothing == []
+    store.assign_runs("bf", [(A, "k00000", "r1"), (A, "k00001", "r1")])
+    assigned, changes = store.partition_changes("bf", after=start)
+    assert assigned > start
+    assert [(p.asset_key, p.partition_key, p.status, p.run_id) for p in changes] == [
+        (A, "k00000", P.QUEUED, "r1"),
+        (A, "k00001", P.QUEUED, "r1"),
+    ]
+    store.set_status_for_run("r1", P.MATERIALIZED, asset_key=A)
+    store.set_partition_status("bf", B, ["k00002"], P.UPSTREAM_FAILED)
+    latest, changes = store.partition_changes("bf", after=assigned)
+    assert [(p.asset_key, p.partition_key, p.status) for p in changes] == [
+        (A, "k00000", P.MATERIALIZED),
+        (A, "k00001", P.MATERIALIZED),
+        (B, "k00002", P.UPSTREAM_FAILED),
+    ]
+    assert store.partition_changes("bf", after=latest) == (latest, [])
+    with pytest.raises(NotFound):
+        store.partition_changes("nope", after=None)
