@@ -82,13 +82,15 @@ class KubernetesRunLauncher(RunLauncher):
         body = build_job(request, settings, image)
         handle = f"{settings.namespace}/{body['metadata']['name']}"
         try:
-            # A dict body is sent as it is: exactly the manifest the tests validate.
-            self._batch.create_namespaced_job(
+            # A dict body is sent as it is: exactly the manifest the tests validate. The answer is
+            # read raw (and so the connection released) rather than parsed into the client's models.
+            response: Any = self._batch.create_namespaced_job(  # raw: an HTTPResponse
                 settings.namespace,
                 body,  # type: ignore[arg-type]
                 _request_timeout=REQUEST_TIMEOUT_SECONDS,
                 _preload_content=False,
             )
+            response.release_conn()
         except ApiException as error:
             if error.status == 409 and self._is_same_run(settings.namespace, body, request.run_id):
                 logger.info("Job %s already exists for run %s; not creating it again", handle, request.run_id)
