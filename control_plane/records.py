@@ -5,7 +5,7 @@ Plain frozen dataclasses: planners, daemons and the API work on these, never on 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -138,6 +138,19 @@ class RunRecord:
     ended_at: datetime | None = None
     error: str | None = None
     failure_kind: RunFailureKind | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AssetPartitionColumns:
+    """A launch's partition rows of one asset, column by column: no object per partition.
+
+    ``run_ids[i]`` is the run of ``keys[i]`` (queued in it), or None (pending).
+    """
+
+    asset_key: AssetKey
+    keys: Sequence[str]
+    positions: Sequence[int]
+    run_ids: Sequence[str | None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 
 from code_server.asset_key import AssetKey
@@ -22,7 +22,7 @@ from control_plane.backfills.targets import resolve_target
 from control_plane.errors import BackfillNotFound, InvalidStateTransition, LocationUnavailable
 from control_plane.locations import CodeLocations
 from control_plane.records import (
-    BackfillPartition,
+    AssetPartitionColumns,
     BackfillRecord,
     BackfillStatus,
     PartitionStatus,
@@ -125,30 +125,15 @@ class BackfillEngine:
             origin=options.origin,
         )
         runs = self._run_records(record, plan.runs, now)
-        run_of = {
-            (asset_key, partition_key): run.id
-            for run, planned in zip(runs, plan.runs, strict=True)
-            for asset_key in planned.asset_keys
-            for partition_key in planned.partition_keys
-        }
-        partitions = [
-            BackfillPartition(
-                backfill_id=backfill_id,
-                asset_key=asset_key,
-                partition_key=partition_key,
-                position=position,
-                status=PartitionStatus.QUEUED
-                if (asset_key, partition_key) in run_of
-                else PartitionStatus.PENDING,
-                run_id=run_of.get((asset_key, partition_key)),
-            )
-            for asset_key, keyed in target.partitions.items()
-            for partition_key, position in keyed
-        ]
         try:
             with self._database.transaction() as connection:
                 self._backfills.create(
-                    record, partitions, request=spec, request_id=options.request_id, connection=connection
+                    record,
+                    [],
+                    request=spec,
+                    request_id=options.request_id,
+                    connection=connection,
+                    partition_columns=_partition_columns(target.partitions, runs, plan.runs),
                 )
                 self._runs.create_many(runs, connection=connection)
         except BackfillAlreadyExists:
@@ -404,3 +389,26 @@ class BackfillEngine:
         if record is None:
             raise BackfillNotFound(f"No backfill with id {backfill_id!r}.")
         return record
+
+
+def _partition_columns(
+    partitions: Mapping[AssetKey, Sequence[tuple[str, int]]],
+    runs: Sequence[RunRecord],
+    planned: Sequence[PlannedRun],
+) -> list[AssetPartitionColumns]:
+    """Each asset's launch rows as columns, its planned partitions queued in their runs."""
+    columns = []
+    runs_by_asset: dict[AssetKey, list[tuple[str, Sequence[str]]]] = {}
+    for run, plan in zip(runs, planned, strict=True):
+        for asset_key in plan.asset_keys:
+            runs_by_asset.setdefault(asset_key, []).append((run.id, plan.partition_keys))
+    for asset_key, keyed in partitions.items():
+        keys = [key for key, _ in keyed]
+        run_ids: list[str | None] = [None] * len(keys)
+        if assigned := runs_by_asset.get(asset_key):
+            index = {key: i for i, key in enumerate(keys)}
+            for run_id, run_keys in assigned:
+                for key in run_keys:
+                    run_ids[index[key]] = run_id
+        columns.append(AssetPartitionColumns(asset_key, keys, [position for _, position in keyed], run_ids))
+    return columns

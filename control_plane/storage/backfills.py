@@ -13,8 +13,22 @@ from sqlalchemy.exc import IntegrityError
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.automation import BackfillRequestSpec
-from control_plane.records import BackfillPartition, BackfillRecord, BackfillStatus, PartitionStatus
-from control_plane.storage._sql import chunks, insert_rows, key_of, key_text, matching, update_rows
+from control_plane.records import (
+    AssetPartitionColumns,
+    BackfillPartition,
+    BackfillRecord,
+    BackfillStatus,
+    PartitionStatus,
+)
+from control_plane.storage._sql import (
+    chunks,
+    insert_columns,
+    insert_rows,
+    key_of,
+    key_text,
+    matching,
+    update_rows,
+)
 from control_plane.storage.database import Database
 from control_plane.storage.errors import BackfillAlreadyExists, NotFound
 from control_plane.storage.schema import (
@@ -42,8 +56,13 @@ class BackfillStore:
         request: BackfillRequestSpec,
         request_id: str | None = None,
         connection: Connection | None = None,
+        partition_columns: Sequence[AssetPartitionColumns] = (),
     ) -> None:
-        """The backfill, its assets, tags, request and every partition row, in one transaction."""
+        """The backfill, its assets, tags, request and every partition row, in one transaction.
+
+        Rows come as records, or column by column (``partition_columns``, what a launch of thousands
+        of partitions uses: one list per column instead of an object per partition).
+        """
         with self._database.connect(connection) as conn:
             try:
                 conn.execute(insert(backfills), [_backfill_row(record, request_id)])
@@ -76,6 +95,21 @@ class BackfillStore:
                 for p in partitions
             ]
             insert_rows(conn, _P, rows)
+            for columns in partition_columns:
+                count = len(columns.keys)
+                queued, pending = PartitionStatus.QUEUED.value, PartitionStatus.PENDING.value
+                insert_columns(
+                    conn,
+                    _P,
+                    {
+                        "backfill_id": [record.id] * count,
+                        "asset_key": [key_text(columns.asset_key)] * count,
+                        "partition_key": columns.keys,
+                        "position": columns.positions,
+                        "status": [pending if run_id is None else queued for run_id in columns.run_ids],
+                        "run_id": columns.run_ids,
+                    },
+                )
 
     def get(self, backfill_id: str) -> BackfillRecord | None:
         found = self._records(backfills.c.id == backfill_id, limit=1)
