@@ -34,6 +34,7 @@ from control_plane.api.enums import backfill_status_to_proto, run_status_to_prot
 from control_plane.api.status import ERROR_METADATA_KEY
 from control_plane.records import BackfillStatus, RunStatus
 from control_plane.views import LaunchOptions
+from partita.common.v1 import automation_pb2
 from partita.controlplane.v1 import (
     backfills_pb2,
     code_locations_pb2,
@@ -41,6 +42,7 @@ from partita.controlplane.v1 import (
     partition_status_pb2,
     runs_pb2,
 )
+from partita.controlplane.v1 import sensors_schedules_pb2 as automation
 
 _T = TypeVar("_T")
 DEFAULT_ADDRESS = "127.0.0.1:3000"
@@ -303,6 +305,64 @@ class ControlPlaneClient:
         return list(self._call(lambda t: self._stub.ListCodeLocations(request, timeout=t)).locations)
 
     # --- transport ---------------------------------------------------------------------------------
+
+    # --- sensors and schedules ------------------------------------------------------------------
+
+    def list_sensors(self, location: str | None = None) -> list[automation.SensorState]:
+        request = (
+            automation.ListSensorsRequest(location_name=location)
+            if location
+            else automation.ListSensorsRequest()
+        )
+        return list(self._call(lambda t: self._stub.ListSensors(request, timeout=t)).sensors)
+
+    def list_schedules(self, location: str | None = None) -> list[automation.ScheduleState]:
+        request = (
+            automation.ListSchedulesRequest(location_name=location)
+            if location
+            else automation.ListSchedulesRequest()
+        )
+        return list(self._call(lambda t: self._stub.ListSchedules(request, timeout=t)).schedules)
+
+    def set_sensor_running(self, location: str, name: str, *, running: bool) -> automation.SensorState:
+        """Start (running=True) or stop a sensor; returns its state."""
+        if running:
+            start = automation.StartSensorRequest(location_name=location, sensor_name=name)
+            return self._call(lambda t: self._stub.StartSensor(start, timeout=t)).sensor
+        stop = automation.StopSensorRequest(location_name=location, sensor_name=name)
+        return self._call(lambda t: self._stub.StopSensor(stop, timeout=t)).sensor
+
+    def set_schedule_running(self, location: str, name: str, *, running: bool) -> automation.ScheduleState:
+        """Start (running=True) or stop a schedule; returns its state."""
+        if running:
+            start = automation.StartScheduleRequest(location_name=location, schedule_name=name)
+            return self._call(lambda t: self._stub.StartSchedule(start, timeout=t)).schedule
+        stop = automation.StopScheduleRequest(location_name=location, schedule_name=name)
+        return self._call(lambda t: self._stub.StopSchedule(stop, timeout=t)).schedule
+
+    def preview_sensor(self, location: str, name: str) -> automation.PreviewSensorResponse:
+        """Evaluate the sensor now; nothing is launched."""
+        request = automation.PreviewSensorRequest(location_name=location, sensor_name=name)
+        return self._call(lambda t: self._stub.PreviewSensor(request, timeout=t))
+
+    def preview_schedule(self, location: str, name: str) -> automation.PreviewScheduleResponse:
+        """Evaluate the schedule for its next tick now; nothing is launched."""
+        request = automation.PreviewScheduleRequest(location_name=location, schedule_name=name)
+        return self._call(lambda t: self._stub.PreviewSchedule(request, timeout=t))
+
+    def sensor_ticks(self, location: str, name: str, *, limit: int = 20) -> list[automation_pb2.SensorTick]:
+        """The sensor's latest ticks, newest first."""
+        request = automation.ListSensorTicksRequest(location_name=location, sensor_name=name, page_size=limit)
+        return list(self._call(lambda t: self._stub.ListSensorTicks(request, timeout=t)).ticks)[:limit]
+
+    def schedule_ticks(
+        self, location: str, name: str, *, limit: int = 20
+    ) -> list[automation_pb2.ScheduleTick]:
+        """The schedule's latest ticks, newest first."""
+        request = automation.ListScheduleTicksRequest(
+            location_name=location, schedule_name=name, page_size=limit
+        )
+        return list(self._call(lambda t: self._stub.ListScheduleTicks(request, timeout=t)).ticks)[:limit]
 
     def _call(self, invoke: Callable[[float], _T], *, retry: bool = True) -> _T:
         """Invoke with a deadline; retry what never reached the service; translate the rest."""

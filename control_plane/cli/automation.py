@@ -26,7 +26,6 @@ from control_plane.cli.command import (
 )
 from control_plane.client import ControlPlaneClient
 from partita.common.v1 import automation_pb2
-from partita.controlplane.v1 import sensors_schedules_pb2 as pb
 
 _STATUS = {
     automation_pb2.INSTIGATOR_STATUS_RUNNING: "running",
@@ -75,23 +74,12 @@ def _bound(command: Command, kind: str) -> Callable[[argparse.Namespace, Control
     return lambda args, client: command(args, client, kind)
 
 
-def _call(client: ControlPlaneClient, rpc: str, request: Message) -> Any:
-    # ControlPlaneClient has no sensor/schedule methods yet: call its stub through its error translation.
-    method = getattr(client._stub, rpc)
-    return client._call(lambda timeout: method(request, timeout=timeout))
-
-
 def list_command(args: argparse.Namespace, client: ControlPlaneClient, kind: str) -> int:
-    if kind == "sensor":
-        request: Message = pb.ListSensorsRequest()
-        if args.location:
-            request.location_name = args.location  # type: ignore[attr-defined]
-        states = list(_call(client, "ListSensors", request).sensors)
-    else:
-        request = pb.ListSchedulesRequest()
-        if args.location:
-            request.location_name = args.location
-        states = list(_call(client, "ListSchedules", request).schedules)
+    states: list[Any] = (
+        list(client.list_sensors(args.location))
+        if kind == "sensor"
+        else list(client.list_schedules(args.location))
+    )
     if args.json:
         return _print(json.dumps([_json(state) for state in states]))
     if not states:
@@ -121,8 +109,12 @@ def stop_command(args: argparse.Namespace, client: ControlPlaneClient, kind: str
 
 def _set_running(args: argparse.Namespace, client: ControlPlaneClient, kind: str, verb: str) -> int:
     title = kind.title()
-    request = getattr(pb, f"{verb}{title}Request")(location_name=args.location, **{f"{kind}_name": args.name})
-    state = getattr(_call(client, f"{verb}{title}", request), kind)
+    running = verb == "Start"
+    state: Any = (
+        client.set_sensor_running(args.location, args.name, running=running)
+        if kind == "sensor"
+        else client.set_schedule_running(args.location, args.name, running=running)
+    )
     if args.json:
         return _print(json.dumps(_json(state)))
     return _print(
@@ -131,11 +123,11 @@ def _set_running(args: argparse.Namespace, client: ControlPlaneClient, kind: str
 
 
 def preview_command(args: argparse.Namespace, client: ControlPlaneClient, kind: str) -> int:
-    title = kind.title()
-    request = getattr(pb, f"Preview{title}Request")(
-        location_name=args.location, **{f"{kind}_name": args.name}
+    response: Any = (
+        client.preview_sensor(args.location, args.name)
+        if kind == "sensor"
+        else client.preview_schedule(args.location, args.name)
     )
-    response = _call(client, f"Preview{title}", request)
     if args.json:
         _print(json.dumps(_json(response)))
     elif response.WhichOneof("result") == "error":
@@ -159,11 +151,12 @@ def preview_command(args: argparse.Namespace, client: ControlPlaneClient, kind: 
 
 
 def ticks_command(args: argparse.Namespace, client: ControlPlaneClient, kind: str) -> int:
-    title = kind.title()
-    request = getattr(pb, f"List{title}TicksRequest")(
-        location_name=args.location, page_size=max(1, args.limit), **{f"{kind}_name": args.name}
-    )
-    ticks = list(_call(client, f"List{title}Ticks", request).ticks)[: args.limit]
+    limit = max(1, args.limit)
+    ticks: list[Any] = (
+        list(client.sensor_ticks(args.location, args.name, limit=limit))
+        if kind == "sensor"
+        else list(client.schedule_ticks(args.location, args.name, limit=limit))
+    )[: args.limit]
     if args.json:
         return _print(json.dumps([_json(tick) for tick in ticks]))
     if not ticks:
