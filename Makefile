@@ -37,7 +37,7 @@ check-protos: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.partitions
 	$(PY) -m benchmarks.code_server
-	$(PY) -m benchmarks.storage
+	$(PY) -m benchmarks.storage --postgres $${PARTITA_BENCH_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test}
 	$(PY) -m benchmarks.backfill
 	$(PY) -m benchmarks.k8s_launcher
 
