@@ -1,0 +1,30 @@
+"""``partita control-plane`` refuses a Kubernetes launcher it cannot set up, saying why, before serving."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def control_plane(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "partita.cli", "control-plane", "--port", "0", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_a_bad_launcher_settings_file_names_the_file_and_the_key(tmp_path: Path) -> None:
+    settings = tmp_path / "k8s.yaml"
+    settings.write_text("defaults:\n  memory: 8Gi\n")
+    result = control_plane(
+        "--db", f"sqlite:///{tmp_path / 'p.db'}", "--launcher", "k8s", "--k8s-config", str(settings)
+    )
+    assert result.returncode != 0
+    assert f"{settings}: defaults: unknown setting(s) memory" in result.stderr
+
+
+def test_a_missing_kubeconfig_says_what_to_do(tmp_path: Path) -> None:
+    result = control_plane(
+        "--db", f"sqlite:///{tmp_path / 'p.db'}", "--launcher", "k8s", "--kubeconfig", str(tmp_path / "nope")
+    )
+    assert result.returncode != 0
+    assert "Cannot configure the Kubernetes client" in result.stderr and "--kubeconfig" in result.stderr
