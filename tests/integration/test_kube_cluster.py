@@ -181,9 +181,12 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # A zombie (killed, not yet reaped) is gone as far as the test is concerned.
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "zombie" in status.read_text())
+    # A zombie (killed, not yet reaped) is gone as far as the test is concerned; so is one reaped
+    # between the two looks.
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
 
 
 @needs_kubectl
