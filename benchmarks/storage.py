@@ -5,7 +5,8 @@ of N repeats per operation, on SQLite (a temp file) and, given a URL, on Postgre
 for the run and dropped afterwards). Each repeat starts from an empty migrated database.
 
 * ``create backfill``: one backfill of 3 assets x 3,653 daily partitions (10,959 partition rows),
-  with its assets, tags and request, in one transaction.
+  with its assets, tags and request, in one transaction, given per partition (the slow path a
+  launch does not take: it gives spans, a row per run and asset).
 * ``create runs + assign``: 3,653 runs of one partition of the root asset (with assets and tags),
   and the assignment of their partitions, in one transaction: what planning a no-policy backfill
   writes.
@@ -37,6 +38,7 @@ from control_plane.records import (
     BackfillPartition,
     BackfillRecord,
     BackfillStatus,
+    PartitionSpan,
     PartitionStatus,
     RunRecord,
     RunStatus,
@@ -103,9 +105,8 @@ def _one_repeat(database: Database) -> dict[str, float]:
             backfills.assign_runs(
                 "bf",
                 [
-                    (ASSETS[0], run.partition_range.start, run.id)
-                    for run in run_records
-                    if run.partition_range
+                    PartitionSpan(ASSETS[0], position, position, PartitionStatus.QUEUED, run.id)
+                    for position, run in enumerate(run_records)
                 ],
                 connection=connection,
             )

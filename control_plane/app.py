@@ -27,8 +27,8 @@ from control_plane.daemon import Daemon
 from control_plane.errors import BackfillNotFound, InvalidStateTransition, RunNotFound
 from control_plane.locations import CodeLocations
 from control_plane.records import (
-    BackfillPartition,
     BackfillStatus,
+    PartitionSpan,
     RunEventRecord,
     RunFailureKind,
     RunRecord,
@@ -295,7 +295,7 @@ class ControlPlane(ControlPlaneService):
 
     def partition_changes(
         self, backfill_id: str, *, after: int | None
-    ) -> tuple[int, Sequence[BackfillPartition]]:
+    ) -> tuple[int, Sequence[PartitionSpan]]:
         try:
             return self._backfills.partition_changes(backfill_id, after=after)
         except NotFound as error:

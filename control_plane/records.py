@@ -5,7 +5,7 @@ Plain frozen dataclasses: planners, daemons and the API work on these, never on 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -118,6 +118,25 @@ class BackfillPartition:
 
 
 @dataclass(frozen=True, slots=True)
+class PartitionSpan:
+    """Partitions of one asset of a backfill at positions ``first_position`` .. ``last_position``
+    (both included) that share a status and a run: how progress is stored, so a range queued in one
+    run is one row whatever its length. Reads fill in the keys at both ends."""
+
+    asset_key: AssetKey
+    first_position: int
+    last_position: int
+    status: PartitionStatus = PartitionStatus.PENDING
+    run_id: str | None = None
+    first_key: str | None = None
+    last_key: str | None = None
+
+    @property
+    def count(self) -> int:
+        return self.last_position - self.first_position + 1
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecord:
     id: str
     location: str
@@ -138,19 +157,6 @@ class RunRecord:
     ended_at: datetime | None = None
     error: str | None = None
     failure_kind: RunFailureKind | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AssetPartitionColumns:
-    """A launch's partition rows of one asset, column by column: no object per partition.
-
-    ``run_ids[i]`` is the run of ``keys[i]`` (queued in it), or None (pending).
-    """
-
-    asset_key: AssetKey
-    keys: Sequence[str]
-    positions: Sequence[int]
-    run_ids: Sequence[str | None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,8 @@ from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.automation import BackfillRequestSpec
 from control_plane.records import (
-    BackfillPartition,
     BackfillStatus,
+    PartitionSpan,
     PartitionStatus,
     RunEventRecord,
     RunRecord,
@@ -92,8 +92,8 @@ class ControlPlaneService:
 
     def partition_changes(
         self, backfill_id: str, *, after: int | None
-    ) -> tuple[int, Sequence[BackfillPartition]]:
-        """The backfill's change sequence now, and its partitions changed after ``after`` (none for None)."""
+    ) -> tuple[int, Sequence[PartitionSpan]]:
+        """The backfill's change sequence now, and the spans of partitions changed after ``after`` (none for None)."""
         raise NotImplementedError
 
     def list_runs(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -27,7 +28,7 @@ from control_plane.api.enums import (
     run_failure_kind_to_proto,
     run_status_to_proto,
 )
-from control_plane.records import BackfillPartition, PartitionStatus, RunEventRecord, RunRecord
+from control_plane.records import PartitionSpan, PartitionStatus, RunEventRecord, RunRecord
 from control_plane.views import (
     BackfillPlanView,
     BackfillView,
@@ -333,41 +334,34 @@ def _set_time(field: Timestamp, value: datetime | None) -> None:
 
 
 def partition_changes_to_proto(
-    partitions: Iterable[BackfillPartition],
+    spans: Iterable[PartitionSpan],
 ) -> list[backfills_pb2.PartitionStatusChange]:
-    """Changed partitions, ordered by asset and position, as few changes as can say them: neighbours
+    """Changed spans, ordered by asset and position, as few changes as can say them: touching spans
     with the same status and run become one range."""
-    changes: list[backfills_pb2.PartitionStatusChange] = []
-    group: list[BackfillPartition] = []
-
-    def flush() -> None:
-        if not group:
-            return
-        first, last = group[0], group[-1]
-        change = backfills_pb2.PartitionStatusChange(
-            asset_key=asset_key_to_proto(first.asset_key), status=partition_status_to_proto(first.status)
-        )
-        if first.run_id:
-            change.run_id = first.run_id
-        if len(group) == 1 and first.partition_key:
-            change.partition_key = first.partition_key
-        elif len(group) > 1:
-            change.partition_range.CopyFrom(
-                key_range_to_proto(PartitionKeyRange(first.partition_key, last.partition_key))
-            )
-        changes.append(change)
-        group.clear()
-
-    for partition in partitions:
-        previous = group[-1] if group else None
-        if previous is not None and not (
-            partition.asset_key == previous.asset_key
-            and partition.position == previous.position + 1
-            and partition.status is previous.status
-            and partition.run_id == previous.run_id
-            and partition.partition_key
+    merged: list[PartitionSpan] = []
+    for span in spans:
+        previous = merged[-1] if merged else None
+        if (
+            previous is not None
+            and span.asset_key == previous.asset_key
+            and span.first_position == previous.last_position + 1
+            and (span.status, span.run_id) == (previous.status, previous.run_id)
         ):
-            flush()
-        group.append(partition)
-    flush()
+            merged[-1] = replace(previous, last_position=span.last_position, last_key=span.last_key)
+        else:
+            merged.append(span)
+    changes = []
+    for span in merged:
+        change = backfills_pb2.PartitionStatusChange(
+            asset_key=asset_key_to_proto(span.asset_key), status=partition_status_to_proto(span.status)
+        )
+        if span.run_id:
+            change.run_id = span.run_id
+        if span.count > 1:
+            change.partition_range.CopyFrom(
+                key_range_to_proto(PartitionKeyRange(span.first_key or "", span.last_key or ""))
+            )
+        elif span.first_key:
+            change.partition_key = span.first_key
+        changes.append(change)
     return changes

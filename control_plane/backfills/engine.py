@@ -18,13 +18,13 @@ from code_server.asset_key import AssetKey
 from code_server.wire.automation import BackfillRequestSpec
 from control_plane.backfills.planning import BackfillPlan, BackfillPlanner
 from control_plane.backfills.run_planning import PlannedRun
-from control_plane.backfills.targets import resolve_target
+from control_plane.backfills.targets import AssetTarget, resolve_target
 from control_plane.errors import BackfillNotFound, InvalidStateTransition, LocationUnavailable
 from control_plane.locations import CodeLocations
 from control_plane.records import (
-    AssetPartitionColumns,
     BackfillRecord,
     BackfillStatus,
+    PartitionSpan,
     PartitionStatus,
     RunRecord,
     RunStatus,
@@ -103,9 +103,7 @@ class BackfillEngine:
         plan = planner.plan_launch(target.partitions)
         if options.dry_run:
             return BackfillPlanView(
-                partitions_by_asset={
-                    key: tuple(k for k, _ in parts) for key, parts in target.partitions.items()
-                },
+                partitions_by_asset={key: tuple(part.keys()) for key, part in target.partitions.items()},
                 runs=tuple(PlannedRunView(run.asset_keys, run.partition_range) for run in plan.runs),
                 partition_count=target.partition_count,
             )
@@ -129,11 +127,11 @@ class BackfillEngine:
             with self._database.transaction() as connection:
                 self._backfills.create(
                     record,
-                    [],
                     request=spec,
                     request_id=options.request_id,
                     connection=connection,
-                    partition_columns=_partition_columns(target.partitions, runs, plan.runs),
+                    spans=_launch_spans(target.partitions, _run_spans(runs, plan.runs)),
+                    key_spaces={key: part.key_space for key, part in target.partitions.items()},
                 )
                 self._runs.create_many(runs, connection=connection)
         except BackfillAlreadyExists:
@@ -165,7 +163,7 @@ class BackfillEngine:
                 updated_at=now,
                 backfill_id=backfill.id,
                 partition_range=run.partition_range,
-                partition_count=len(run.partition_keys),
+                partition_count=run.partition_count,
                 tags=tags,
                 priority=backfill.priority,
             )
@@ -255,12 +253,6 @@ class BackfillEngine:
             return 0
         now = self._clock()
         runs = self._run_records(record, plan.runs, now)
-        assignments = [
-            (asset_key, partition_key, run.id)
-            for run, planned in zip(runs, plan.runs, strict=True)
-            for asset_key in planned.asset_keys
-            for partition_key in planned.partition_keys
-        ]
         with self._database.transaction() as connection:
             for asset_key, keys in plan.upstream_failed.items():
                 self._backfills.set_partition_status(
@@ -272,7 +264,7 @@ class BackfillEngine:
                     connection=connection,
                 )
             self._runs.create_many(runs, connection=connection)
-            self._backfills.assign_runs(record.id, assignments, connection=connection)
+            self._backfills.assign_runs(record.id, _run_spans(runs, plan.runs), connection=connection)
         if plan.upstream_failed:
             # Downstream of these there may be more to fail (in other backfill units).
             self.note_changes(record.id, {key: keys for key, keys in plan.upstream_failed.items()})
@@ -391,24 +383,35 @@ class BackfillEngine:
         return record
 
 
-def _partition_columns(
-    partitions: Mapping[AssetKey, Sequence[tuple[str, int]]],
-    runs: Sequence[RunRecord],
-    planned: Sequence[PlannedRun],
-) -> list[AssetPartitionColumns]:
-    """Each asset's launch rows as columns, its planned partitions queued in their runs."""
-    columns = []
-    runs_by_asset: dict[AssetKey, list[tuple[str, Sequence[str]]]] = {}
-    for run, plan in zip(runs, planned, strict=True):
-        for asset_key in plan.asset_keys:
-            runs_by_asset.setdefault(asset_key, []).append((run.id, plan.partition_keys))
-    for asset_key, keyed in partitions.items():
-        keys = [key for key, _ in keyed]
-        run_ids: list[str | None] = [None] * len(keys)
-        if assigned := runs_by_asset.get(asset_key):
-            index = {key: i for i, key in enumerate(keys)}
-            for run_id, run_keys in assigned:
-                for key in run_keys:
-                    run_ids[index[key]] = run_id
-        columns.append(AssetPartitionColumns(asset_key, keys, [position for _, position in keyed], run_ids))
-    return columns
+def _run_spans(runs: Sequence[RunRecord], planned: Sequence[PlannedRun]) -> list[PartitionSpan]:
+    """Each run's partitions of each of its assets, queued in it: one span per run and asset."""
+    return [
+        PartitionSpan(asset_key, plan.first_position, plan.last_position, PartitionStatus.QUEUED, run.id)
+        for run, plan in zip(runs, planned, strict=True)
+        for asset_key in plan.asset_keys
+    ]
+
+
+def _launch_spans(
+    targets: Mapping[AssetKey, AssetTarget], queued: Sequence[PartitionSpan]
+) -> list[PartitionSpan]:
+    """Every partition of the backfill: the queued spans, and pending spans over the rest."""
+    queued_by_asset: dict[AssetKey, list[PartitionSpan]] = {}
+    for span in queued:
+        queued_by_asset.setdefault(span.asset_key, []).append(span)
+    spans: list[PartitionSpan] = []
+    for asset_key, target in targets.items():
+        runs = sorted(queued_by_asset.get(asset_key, ()), key=lambda span: span.first_position)
+        index = 0
+        for first, last in target.intervals:
+            cursor = first
+            while index < len(runs) and runs[index].first_position <= last:
+                run = runs[index]
+                if run.first_position > cursor:
+                    spans.append(PartitionSpan(asset_key, cursor, run.first_position - 1))
+                spans.append(run)
+                cursor = run.last_position + 1
+                index += 1
+            if cursor <= last:
+                spans.append(PartitionSpan(asset_key, cursor, last))
+    return spans

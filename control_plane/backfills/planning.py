@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from code_server.asset_graph import AssetGraph
 from code_server.asset_key import AssetKey
 from control_plane.backfills.readiness import PartitionRows, downstream_candidates, evaluate_unit
-from control_plane.backfills.run_planning import PlannedRun, ReadyPartition, plan_runs
+from control_plane.backfills.run_planning import PlannedRun, ReadySegment, plan_runs, plan_segment_runs
+from control_plane.backfills.targets import AssetTarget
 from control_plane.backfills.units import ExecutionUnit, execution_units
 from control_plane.records import PartitionStatus
 
@@ -37,30 +39,30 @@ class BackfillPlanner:
     def units(self) -> Sequence[ExecutionUnit]:
         return self._units
 
-    def plan_launch(self, positions: Mapping[AssetKey, Sequence[tuple[str, int]]]) -> BackfillPlan:
+    def plan_launch(self, targets: Mapping[AssetKey, AssetTarget]) -> BackfillPlan:
         """The first runs of a new backfill, where every partition is still pending.
 
-        Equivalent to ``plan_everything`` on all-pending rows, without per-key readiness checks:
-        a unit whose first asset has no parent in the backfill is ready at every key (its own
-        assets run together), and any other unit waits for its parents.
+        Equivalent to ``plan_everything`` on all-pending partitions, without per-key readiness
+        checks: a unit whose first asset has no parent in the backfill is ready at every position
+        (its own assets run together), and any other unit waits for its parents. It works on
+        position intervals, so its cost is the runs it plans, not the partitions.
         """
         plan = BackfillPlan()
         for unit in self._units:
             founder_parents = [p for p in self._graph.parents(unit.asset_keys[0]) if p in self._assets]
             if founder_parents:
                 continue
-            assets_at: dict[str, list[AssetKey]] = {}
-            position_of: dict[str, int] = {}
-            for asset_key in unit.asset_keys:
-                for key, position in positions.get(asset_key, ()):
-                    assets_at.setdefault(key, []).append(asset_key)
-                    position_of[key] = position
-            ready = [
-                ReadyPartition(key, position_of[key], tuple(assets)) for key, assets in assets_at.items()
-            ]
-            plan.runs.extend(
-                plan_runs(ready, unit.backfill_policy, partitioned=unit.partitions_def is not None)
-            )
+            present = [key for key in unit.asset_keys if key in targets]
+            for segment in _segments({key: targets[key].intervals for key in present}):
+                key_space = targets[segment.asset_keys[0]].key_space
+                plan.runs.extend(
+                    plan_segment_runs(
+                        [segment],
+                        unit.backfill_policy,
+                        partitioned=unit.partitions_def is not None,
+                        key_at=key_space.key_at,
+                    )
+                )
         return plan
 
     def plan_everything(self, partitions: PartitionRows) -> BackfillPlan:
@@ -131,3 +133,31 @@ class _DoomedOverlay:
             key: (PartitionStatus.UPSTREAM_FAILED, position) if key in doomed else (status, position)
             for key, (status, position) in rows.items()
         }
+
+
+def _segments(intervals_by_asset: Mapping[AssetKey, Sequence[tuple[int, int]]]) -> list[ReadySegment]:
+    """Cut the assets' intervals where the set of assets present changes: maximal stretches of
+    positions with one set of assets (in the given order), in position order."""
+    boundaries = sorted(
+        {first for spans in intervals_by_asset.values() for first, _ in spans}
+        | {last + 1 for spans in intervals_by_asset.values() for _, last in spans}
+    )
+    segments: list[ReadySegment] = []
+    cursors = dict.fromkeys(intervals_by_asset, 0)
+    for start, stop in pairwise(boundaries):
+        present = []
+        for asset_key, spans in intervals_by_asset.items():
+            index = cursors[asset_key]
+            while index < len(spans) and spans[index][1] < start:
+                index += 1
+            cursors[asset_key] = index
+            if index < len(spans) and spans[index][0] <= start:
+                present.append(asset_key)
+        if not present:
+            continue
+        previous = segments[-1] if segments else None
+        if previous is not None and previous.last == start - 1 and previous.asset_keys == tuple(present):
+            segments[-1] = ReadySegment(previous.first, stop - 1, previous.asset_keys)
+        else:
+            segments.append(ReadySegment(start, stop - 1, tuple(present)))
+    return segments

@@ -7,7 +7,7 @@ for all its partitions, so a stretch also breaks where that set changes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from code_server.asset_key import AssetKey
@@ -25,11 +25,27 @@ class ReadyPartition:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadySegment:
+    """Positions ``first`` .. ``last`` (contiguous) are ready for these assets of the unit."""
+
+    first: int
+    last: int
+    asset_keys: tuple[AssetKey, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PlannedRun:
+    """A run over one contiguous stretch of positions (the same for each of its assets)."""
+
     asset_keys: tuple[AssetKey, ...]
     #: None for unpartitioned assets.
     partition_range: PartitionKeyRange | None
-    partition_keys: tuple[str, ...]
+    first_position: int
+    last_position: int
+
+    @property
+    def partition_count(self) -> int:
+        return self.last_position - self.first_position + 1
 
 
 def plan_runs(
@@ -38,13 +54,11 @@ def plan_runs(
     """Runs for ``ready`` (any order); deterministic for the same input."""
     ordered = sorted(ready, key=lambda partition: partition.position)
     if not partitioned:
-        return [PlannedRun(partition.asset_keys, None, (partition.key,)) for partition in ordered]
-    if policy is None:
-        limit = 1
-    elif policy.max_partitions_per_run is None:
-        limit = len(ordered) or 1
-    else:
-        limit = policy.max_partitions_per_run
+        return [
+            PlannedRun(partition.asset_keys, None, partition.position, partition.position)
+            for partition in ordered
+        ]
+    limit = _limit(policy, len(ordered))
     runs: list[PlannedRun] = []
     stretch: list[ReadyPartition] = []
     for partition in ordered:
@@ -61,9 +75,44 @@ def plan_runs(
     return runs
 
 
+def plan_segment_runs(
+    segments: Sequence[ReadySegment],
+    policy: BackfillPolicy | None,
+    *,
+    partitioned: bool,
+    key_at: Callable[[int], str],
+) -> list[PlannedRun]:
+    """``plan_runs`` for ready positions given as segments (sorted, disjoint): the cost is the runs
+    planned, not the partitions, so one run over ten years is one step."""
+    runs: list[PlannedRun] = []
+    for segment in segments:
+        if not partitioned:
+            runs.extend(
+                PlannedRun(segment.asset_keys, None, position, position)
+                for position in range(segment.first, segment.last + 1)
+            )
+            continue
+        limit = _limit(policy, segment.last - segment.first + 1)
+        for first in range(segment.first, segment.last + 1, limit):
+            last = min(first + limit - 1, segment.last)
+            key_range = PartitionKeyRange(key_at(first), key_at(last))
+            runs.append(PlannedRun(segment.asset_keys, key_range, first, last))
+    return runs
+
+
+def _limit(policy: BackfillPolicy | None, available: int) -> int:
+    """Partitions per run: one with no policy, all with single_run, at most n with multi_run(n)."""
+    if policy is None:
+        return 1
+    if policy.max_partitions_per_run is None:
+        return available or 1
+    return policy.max_partitions_per_run
+
+
 def _run_of(stretch: list[ReadyPartition]) -> PlannedRun:
     return PlannedRun(
         asset_keys=stretch[0].asset_keys,
         partition_range=PartitionKeyRange(stretch[0].key, stretch[-1].key),
-        partition_keys=tuple(partition.key for partition in stretch),
+        first_position=stretch[0].position,
+        last_position=stretch[-1].position,
     )

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from code_server.asset_graph import AssetGraph
 from code_server.asset_key import AssetKey
 from code_server.errors import PartitaError
+from code_server.partitions import TimeWindowPartitionsDefinition
 from code_server.partitions.base import PartitionsDefinition
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.automation import BackfillRequestSpec
 from control_plane.errors import InvalidBackfillRequest
+from control_plane.key_spaces import ExplicitKeySpace, KeySpace, TimeWindowKeySpace, key_space_for
+from control_plane.storage._spans import intervals
 
 #: The partition key stored for an unpartitioned asset.
 UNPARTITIONED = ""
@@ -20,16 +23,41 @@ _MAX_NAMED = 5
 
 
 @dataclass(frozen=True, slots=True)
+class AssetTarget:
+    """One asset's partitions in the backfill: intervals of positions in its key space.
+
+    A range of a time-window definition stays two numbers however long it is; only explicit keys,
+    or mappings that are not identities, are expanded key by key.
+    """
+
+    key_space: KeySpace
+    #: Sorted, disjoint (first, last) positions, both included.
+    intervals: tuple[tuple[int, int], ...]
+
+    @property
+    def count(self) -> int:
+        return sum(last - first + 1 for first, last in self.intervals)
+
+    def positioned(self) -> Iterator[tuple[str, int]]:
+        """(key, position) of every partition, in order."""
+        for first, last in self.intervals:
+            for position in range(first, last + 1):
+                yield self.key_space.key_at(position), position
+
+    def keys(self) -> list[str]:
+        return [key for key, _ in self.positioned()]
+
+
+@dataclass(frozen=True, slots=True)
 class ResolvedTarget:
-    """Every asset of the backfill (parents first) with its partition keys and their positions."""
+    """Every asset of the backfill (parents first) with its partitions."""
 
     asset_keys: tuple[AssetKey, ...]
-    #: For each asset: (partition key, index in its definition), in definition order.
-    partitions: Mapping[AssetKey, Sequence[tuple[str, int]]]
+    partitions: Mapping[AssetKey, AssetTarget]
 
     @property
     def partition_count(self) -> int:
-        return sum(len(keys) for keys in self.partitions.values())
+        return sum(target.count for target in self.partitions.values())
 
 
 def resolve_target(graph: AssetGraph, spec: BackfillRequestSpec, current_time: datetime) -> ResolvedTarget:
@@ -50,15 +78,15 @@ def resolve_target(graph: AssetGraph, spec: BackfillRequestSpec, current_time: d
     try:
         if spec.partitions_by_asset is not None:
             keys_by_asset = _keys_per_asset(graph, order, spec.partitions_by_asset)
+            partitions = {
+                key: _target_of_keys(graph.node(key).partitions_def, keys, current_time, key)
+                for key, keys in keys_by_asset.items()
+            }
         else:
-            keys_by_asset = _keys_from_roots(graph, order, spec, current_time)
-        partitions = {
-            key: _with_positions(graph.node(key).partitions_def, keys, current_time, key)
-            for key, keys in keys_by_asset.items()
-        }
+            partitions = _targets_from_roots(graph, order, spec, current_time)
     except PartitaError as error:
         raise InvalidBackfillRequest(str(error)) from error
-    kept = tuple(key for key in order if partitions.get(key))
+    kept = tuple(key for key in order if key in partitions and partitions[key].count)
     return ResolvedTarget(asset_keys=kept, partitions={key: partitions[key] for key in kept})
 
 
@@ -84,9 +112,9 @@ def _keys_per_asset(
     return result
 
 
-def _keys_from_roots(
+def _targets_from_roots(
     graph: AssetGraph, order: Sequence[AssetKey], spec: BackfillRequestSpec, current_time: datetime
-) -> dict[AssetKey, Sequence[str]]:
+) -> dict[AssetKey, AssetTarget]:
     roots = graph.roots(order)
     partitioned_roots = [root for root in roots if graph.node(root).partitions_def is not None]
     definitions = {graph.node(root).partitions_def for root in partitioned_roots}
@@ -98,39 +126,125 @@ def _keys_from_roots(
             "The most upstream assets of the selection must share one partitions definition, but they differ "
             f"({described}). Backfill them separately, or give partitions per asset."
         )
-    root_keys: Sequence[str] = []
+    root_target: AssetTarget | None = None
     if definitions:
-        root_keys = _root_keys(next(iter(definitions)), spec, current_time)  # type: ignore[arg-type]
+        root_def = next(iter(definitions))
+        assert root_def is not None
+        root_target = _root_target(root_def, spec, current_time, partitioned_roots[0])
     elif spec.partition_keys or spec.partition_ranges:
         raise InvalidBackfillRequest(
             "The selected assets are not partitioned; omit partition keys and ranges."
         )
     selected = set(order)
-    keys_by_asset: dict[AssetKey, Sequence[str]] = {}
+    targets: dict[AssetKey, AssetTarget] = {}
     for key in order:
         node = graph.node(key)
         parents = [parent for parent in node.parent_keys if parent in selected]
-        if not parents:
-            keys_by_asset[key] = root_keys if node.partitions_def is not None else [UNPARTITIONED]
-            continue
         if node.partitions_def is None:
-            keys_by_asset[key] = [UNPARTITIONED]
-            continue
-        mapped: set[str] = set()
-        for parent in parents:
-            parent_keys = [k for k in keys_by_asset[parent] if k != UNPARTITIONED]
-            parent_def = graph.node(parent).partitions_def
-            if parent_def is None:
-                mapped.update(node.partitions_def.get_partition_keys(current_time))
-                continue
-            mapping = graph.partition_mapping(key, parent)
-            mapped.update(
-                mapping.get_downstream_partitions_for_partitions(
-                    parent_keys, parent_def, node.partitions_def, current_time
-                )
+            targets[key] = _UNPARTITIONED_TARGET
+        elif not parents:
+            assert root_target is not None
+            targets[key] = root_target
+        elif all(
+            graph.node(parent).partitions_def == node.partitions_def
+            and graph.partition_mapping(key, parent).is_identity_like
+            for parent in parents
+        ):
+            # Partition k of the child reads partition k of each parent: the parents' positions.
+            targets[key] = _union([targets[parent] for parent in parents])
+        else:
+            targets[key] = _target_of_keys(
+                node.partitions_def,
+                _mapped_keys(graph, key, parents, targets, current_time),
+                current_time,
+                key,
             )
-        keys_by_asset[key] = sorted(mapped)  # re-ordered by position below
-    return keys_by_asset
+    return targets
+
+
+def _mapped_keys(
+    graph: AssetGraph,
+    key: AssetKey,
+    parents: Sequence[AssetKey],
+    targets: Mapping[AssetKey, AssetTarget],
+    current_time: datetime,
+) -> list[str]:
+    """The child's keys that its parents' keys in the backfill map to, key by key."""
+    definition = graph.node(key).partitions_def
+    assert definition is not None
+    mapped: set[str] = set()
+    for parent in parents:
+        parent_def = graph.node(parent).partitions_def
+        if parent_def is None:
+            mapped.update(definition.get_partition_keys(current_time))
+            continue
+        mapping = graph.partition_mapping(key, parent)
+        mapped.update(
+            mapping.get_downstream_partitions_for_partitions(
+                targets[parent].keys(), parent_def, definition, current_time
+            )
+        )
+    return sorted(mapped)  # re-ordered by position by _target_of_keys
+
+
+def _union(targets: Sequence[AssetTarget]) -> AssetTarget:
+    if len(targets) == 1:
+        return targets[0]
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted(interval for target in targets for interval in target.intervals):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(last, merged[-1][1]))
+        else:
+            merged.append((first, last))
+    return AssetTarget(targets[0].key_space, tuple(merged))
+
+
+def _root_target(
+    definition: PartitionsDefinition, spec: BackfillRequestSpec, current_time: datetime, asset_key: AssetKey
+) -> AssetTarget:
+    if isinstance(definition, TimeWindowPartitionsDefinition):
+        fast = _time_window_target(definition, spec, current_time)
+        if fast is not None:
+            return fast
+    return _target_of_keys(definition, _root_keys(definition, spec, current_time), current_time, asset_key)
+
+
+def _time_window_target(
+    definition: TimeWindowPartitionsDefinition, spec: BackfillRequestSpec, current_time: datetime
+) -> AssetTarget | None:
+    """All partitions, or ranges, as index intervals: no key list. None when a range needs the
+    general path (a key that is not a partition, a reversed range, a window in the future), which
+    explains what is wrong."""
+    if not (spec.all_partitions or spec.partition_ranges):
+        return None
+    count = definition.num_partitions(current_time)
+    if spec.all_partitions:
+        return AssetTarget(TimeWindowKeySpace(definition), ((0, count - 1),) if count else ())
+    spans: list[tuple[int, int]] = []
+    for key_range in spec.partition_ranges or ():
+        try:
+            first, last = (
+                definition.partition_key_index(key_range.start),
+                definition.partition_key_index(key_range.end),
+            )
+        except PartitaError:
+            return None
+        if not 0 <= first <= last < count:
+            return None
+        spans.append((first, last))
+    return _union([AssetTarget(TimeWindowKeySpace(definition), (span,)) for span in spans])
+
+
+def _target_of_keys(
+    definition: PartitionsDefinition | None, keys: Sequence[str], current_time: datetime, asset_key: AssetKey
+) -> AssetTarget:
+    positioned = _with_positions(definition, keys, current_time, asset_key)
+    positions = [position for _, position in positioned]
+    space = key_space_for(definition, positions, [key for key, _ in positioned])
+    return AssetTarget(space, tuple(intervals(positions)))
+
+
+_UNPARTITIONED_TARGET = AssetTarget(ExplicitKeySpace([0], [UNPARTITIONED]), ((0, 0),))
 
 
 def _root_keys(

@@ -1,4 +1,4 @@
-"""Bulk statements shared by the stores: key lists, inserts and keyed updates of many rows.
+"""Bulk statements shared by the stores: key lists and inserts of many rows.
 
 Every bulk operation is one statement on PostgreSQL (a key list travels as one array parameter, rows
 as column arrays through ``unnest``). On SQLite, whose bound-parameter limit rules out a parameter per
@@ -101,56 +101,6 @@ def insert_columns(
     )
 
 
-def update_rows(
-    connection: Connection,
-    table: Table,
-    rows: Sequence[Mapping[str, Any]],
-    *,
-    keys: Sequence[str],
-    values: Mapping[str, Any],
-) -> int:
-    """Update one row per entry of ``rows``, found by its ``keys`` columns, set to its other columns.
-
-    ``values`` are constants set on every matched row. Returns the number of rows changed.
-    """
-    if not rows:
-        return 0
-    names = list(rows[0])
-    assigned = [name for name in names if name not in keys]
-    quote = connection.dialect.identifier_preparer.quote
-    constants = [_bound(connection, table.c[name], value) for name, value in values.items()]
-    if connection.dialect.name != "postgresql":
-        by_name = {name: _column_values(connection, table.c[name], rows) for name in names}
-        settings = [f"{quote(name)} = ?" for name in [*values, *assigned]]
-        conditions = [f"{quote(name)} = ?" for name in keys]
-        parameters = [
-            (
-                *constants,
-                *(by_name[name][index] for name in assigned),
-                *(by_name[name][index] for name in keys),
-            )
-            for index in range(len(rows))
-        ]
-        result = connection.exec_driver_sql(
-            f"UPDATE {quote(table.name)} SET {', '.join(settings)} WHERE {' AND '.join(conditions)}",
-            parameters,
-        )
-        return int(result.rowcount)
-    arrays, unnest = _unnest(
-        connection, table, {name: _column_values(connection, table.c[name], rows) for name in names}
-    )
-    bound = {**arrays, **{f"s{index}": value for index, value in enumerate(constants)}}
-    settings = [f"{quote(name)} = :s{index}" for index, name in enumerate(values)] + [
-        f"{quote(name)} = v.{quote(name)}" for name in assigned
-    ]
-    conditions = [f"t.{quote(name)} = v.{quote(name)}" for name in keys]
-    statement = (
-        f"UPDATE {quote(table.name)} AS t SET {', '.join(settings)} "
-        f"FROM {unnest} AS v({', '.join(quote(name) for name in names)}) WHERE {' AND '.join(conditions)}"
-    )
-    return int(connection.execute(text(statement), bound).rowcount)
-
-
 def _unnest(
     connection: Connection, table: Table, values: Mapping[str, Sequence[Any]]
 ) -> tuple[dict[str, str], str]:
@@ -176,17 +126,6 @@ def _json_value(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"cannot store {value!r} through a JSON column array")
-
-
-def _bound(connection: Connection, column: Column[Any], value: Any) -> Any:
-    process = column.type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
-    return process(value) if process else value
-
-
-def _column_values(
-    connection: Connection, column: Column[Any], rows: Sequence[Mapping[str, Any]]
-) -> Sequence[Any]:
-    return _processed(connection, column, [row[column.name] for row in rows])
 
 
 def _processed(connection: Connection, column: Column[Any], values: Sequence[Any]) -> Sequence[Any]:

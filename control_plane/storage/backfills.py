@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,56 +14,64 @@ from sqlalchemy.exc import IntegrityError
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.automation import BackfillRequestSpec
+from control_plane.key_spaces import EncodedKeySpace, ExplicitKeySpace, KeySpace, decoded_key_space
 from control_plane.records import (
-    AssetPartitionColumns,
     BackfillPartition,
     BackfillRecord,
     BackfillStatus,
+    PartitionSpan,
     PartitionStatus,
 )
-from control_plane.storage._sql import (
-    chunks,
-    insert_columns,
-    insert_rows,
-    key_of,
-    key_text,
-    matching,
-    update_rows,
-)
+from control_plane.storage._spans import Edit, Span, intervals, rewrite, spans_of
+from control_plane.storage._sql import chunks, insert_columns, insert_rows, key_of, key_text
 from control_plane.storage.database import Database
 from control_plane.storage.errors import BackfillAlreadyExists, NotFound
 from control_plane.storage.schema import (
     backfill_assets,
-    backfill_partitions,
+    backfill_key_spaces,
+    backfill_partition_spans,
     backfill_request_parts,
     backfill_tags,
     backfills,
 )
 
-_P = backfill_partitions
+_S = backfill_partition_spans
+_K = backfill_key_spaces
+_SPAN_LENGTH = _S.c.last_position - _S.c.first_position + 1
+#: Backfills whose key spaces a store keeps decoded.
+_CACHED_BACKFILLS = 256
 
 
 class BackfillStore:
     def __init__(self, database: Database) -> None:
         self._database = database
+        self._spaces: dict[str, dict[str, KeySpace]] = {}
 
     # --- backfills ----------------------------------------------------------------------------------
 
     def create(
         self,
         record: BackfillRecord,
-        partitions: Sequence[BackfillPartition],
+        partitions: Sequence[BackfillPartition] = (),
         *,
         request: BackfillRequestSpec,
         request_id: str | None = None,
         connection: Connection | None = None,
-        partition_columns: Sequence[AssetPartitionColumns] = (),
+        spans: Sequence[PartitionSpan] = (),
+        key_spaces: Mapping[AssetKey, KeySpace] | None = None,
     ) -> None:
-        """The backfill, its assets, tags, request and every partition row, in one transaction.
+        """The backfill, its assets, tags, request and progress, in one transaction.
 
-        Rows come as records, or column by column (``partition_columns``, what a launch of thousands
-        of partitions uses: one list per column instead of an object per partition).
+        Progress comes as spans with each asset's key space (what a launch writes: a row per run
+        and asset, not per partition), or as one record per partition (their keys and positions
+        become the key space).
         """
+        spaces = dict(key_spaces or {})
+        span_list = list(spans)
+        if partitions:
+            spaces_of_rows, spans_of_rows = _progress_of_partitions(partitions)
+            spaces.update(spaces_of_rows)
+            span_list += spans_of_rows
         with self._database.connect(connection) as conn:
             try:
                 conn.execute(insert(backfills), [_backfill_row(record, request_id)])
@@ -83,33 +92,22 @@ class BackfillStore:
                     [{"backfill_id": record.id, "key": k, "value": v} for k, v in record.tags.items()],
                 )
             insert_rows(conn, backfill_request_parts, _request_rows(record.id, request))
-            rows = [
-                {
-                    "backfill_id": p.backfill_id,
-                    "asset_key": key_text(p.asset_key),
-                    "partition_key": p.partition_key,
-                    "position": p.position,
-                    "status": p.status.value,
-                    "run_id": p.run_id,
-                }
-                for p in partitions
-            ]
-            insert_rows(conn, _P, rows)
-            for columns in partition_columns:
-                count = len(columns.keys)
-                queued, pending = PartitionStatus.QUEUED.value, PartitionStatus.PENDING.value
-                insert_columns(
-                    conn,
-                    _P,
-                    {
-                        "backfill_id": [record.id] * count,
-                        "asset_key": [key_text(columns.asset_key)] * count,
-                        "partition_key": columns.keys,
-                        "position": columns.positions,
-                        "status": [pending if run_id is None else queued for run_id in columns.run_ids],
-                        "run_id": columns.run_ids,
-                    },
+            if spaces:  # a row per asset, some holding bytes: a plain executemany
+                conn.execute(
+                    insert(_K), [_key_space_row(record.id, key, space) for key, space in spaces.items()]
                 )
+            insert_columns(
+                conn,
+                _S,
+                {
+                    "backfill_id": [record.id] * len(span_list),
+                    "asset_key": [key_text(span.asset_key) for span in span_list],
+                    "first_position": [span.first_position for span in span_list],
+                    "last_position": [span.last_position for span in span_list],
+                    "status": [span.status.value for span in span_list],
+                    "run_id": [span.run_id for span in span_list],
+                },
+            )
 
     def get(self, backfill_id: str) -> BackfillRecord | None:
         found = self._records(backfills.c.id == backfill_id, limit=1)
@@ -213,24 +211,19 @@ class BackfillStore:
 
     def partition_counts(self, backfill_id: str) -> dict[AssetKey, dict[PartitionStatus, int]]:
         query = (
-            select(_P.c.asset_key, _P.c.status, func.count())
-            .where(_P.c.backfill_id == backfill_id)
-            .group_by(_P.c.asset_key, _P.c.status)
+            select(_S.c.asset_key, _S.c.status, func.sum(_SPAN_LENGTH))
+            .where(_S.c.backfill_id == backfill_id)
+            .group_by(_S.c.asset_key, _S.c.status)
         )
         counts: dict[AssetKey, dict[PartitionStatus, int]] = {}
         with self._database.read() as conn:
             for asset_key, status, count in conn.execute(query):
-                counts.setdefault(key_of(asset_key), {})[PartitionStatus(status)] = count
+                counts.setdefault(key_of(asset_key), {})[PartitionStatus(status)] = int(count)
         return counts
 
     def count_partitions(self, backfill_id: str, *, statuses: Collection[PartitionStatus]) -> int:
-        query = (
-            select(func.count())
-            .select_from(_P)
-            .where(_P.c.backfill_id == backfill_id, _P.c.status.in_([s.value for s in statuses]))
-        )
         with self._database.read() as conn:
-            return int(conn.execute(query).scalar_one())
+            return _count(conn, _S.c.backfill_id == backfill_id, _status_in(statuses))
 
     def partitions(
         self,
@@ -240,30 +233,62 @@ class BackfillStore:
         statuses: Collection[PartitionStatus] | None = None,
         partition_keys: Sequence[str] | None = None,
     ) -> builtins.list[BackfillPartition]:
-        """Rows ordered by (asset, position); ``partition_keys`` are looked up in bulk, never one by one."""
-        conditions = [_P.c.backfill_id == backfill_id]
+        """Partitions ordered by (asset, position), one per key: expanded from the spans that hold
+        them. ``partition_keys`` become positions and select only the spans around them."""
+        conditions = [_S.c.backfill_id == backfill_id]
         if asset_key is not None:
-            conditions.append(_P.c.asset_key == key_text(asset_key))
+            conditions.append(_S.c.asset_key == key_text(asset_key))
         if statuses:
-            conditions.append(_P.c.status.in_([s.value for s in statuses]))
-        rows = []
+            conditions.append(_status_in(statuses))
+        result: builtins.list[BackfillPartition] = []
         with self._database.read() as conn:
+            spaces = self._key_spaces(conn, backfill_id, None if asset_key is None else [asset_key])
             if partition_keys is None:
-                rows = list(
-                    conn.execute(select(_P).where(*conditions).order_by(_P.c.asset_key, _P.c.position))
+                for row in conn.execute(
+                    select(_S).where(*conditions).order_by(_S.c.asset_key, _S.c.first_position)
+                ):
+                    space = spaces[row.asset_key]
+                    result.extend(
+                        _expanded(backfill_id, row, space, range(row.first_position, row.last_position + 1))
+                    )
+                return result
+            keys = list(dict.fromkeys(partition_keys))
+            for asset_text in sorted(spaces):
+                space = spaces[asset_text]
+                positions = sorted(p for p in map(space.position_of, keys) if p is not None)
+                if not positions:
+                    continue
+                rows = conn.execute(
+                    select(_S)
+                    .where(
+                        *conditions,
+                        _S.c.asset_key == asset_text,
+                        _S.c.last_position >= positions[0],
+                        _S.c.first_position <= positions[-1],
+                    )
+                    .order_by(_S.c.first_position)
                 )
-            else:
-                for condition in matching(conn, _P.c.partition_key, list(partition_keys)):
-                    rows += conn.execute(select(_P).where(*conditions, condition)).all()
-                rows.sort(key=lambda row: (row.asset_key, row.position))
-        return [_partition(row) for row in rows]
+                for row in rows:
+                    low = bisect_left(positions, row.first_position)
+                    high = bisect_right(positions, row.last_position)
+                    result.extend(_expanded(backfill_id, row, space, positions[low:high]))
+        return result
 
     def partitions_of_run(self, run_id: str) -> builtins.list[BackfillPartition]:
         with self._database.read() as conn:
             rows = conn.execute(
-                select(_P).where(_P.c.run_id == run_id).order_by(_P.c.asset_key, _P.c.position)
+                select(_S).where(_S.c.run_id == run_id).order_by(_S.c.asset_key, _S.c.first_position)
             ).all()
-        return [_partition(row) for row in rows]
+            if not rows:
+                return []
+            spaces = self._key_spaces(conn, rows[0].backfill_id, None)
+        return [
+            partition
+            for row in rows
+            for partition in _expanded(
+                row.backfill_id, row, spaces[row.asset_key], range(row.first_position, row.last_position + 1)
+            )
+        ]
 
     def set_partition_status(
         self,
@@ -275,70 +300,46 @@ class BackfillStore:
         only_from: Collection[PartitionStatus] | None = None,
         connection: Connection | None = None,
     ) -> int:
-        """Set the status of many partitions (all of an asset, or of the backfill, when given None)."""
-        conditions = [_P.c.backfill_id == backfill_id]
+        """Set the status of many partitions (all of an asset, or of the backfill, when given None);
+        returns how many changed."""
+        conditions = [_S.c.backfill_id == backfill_id]
         if asset_key is not None:
-            conditions.append(_P.c.asset_key == key_text(asset_key))
+            conditions.append(_S.c.asset_key == key_text(asset_key))
         if only_from is not None:
-            conditions.append(_P.c.status.in_([s.value for s in only_from]))
-        changed = 0
-        with self._database.connect(connection) as conn:
-            values = {"status": status.value, "change_seq": _next_change(conn, backfill_id)}
-            if partition_keys is None:
-                return int(conn.execute(update(_P).where(*conditions).values(**values)).rowcount)
-            for condition in matching(conn, _P.c.partition_key, list(partition_keys)):
-                statement = update(_P).where(*conditions, condition).values(**values)
-                changed += int(conn.execute(statement).rowcount)
-        return changed
-
-    def assign_run(
-        self,
-        backfill_id: str,
-        asset_key: AssetKey,
-        partition_keys: Sequence[str],
-        run_id: str,
-        *,
-        connection: Connection | None = None,
-    ) -> int:
-        """Queue these partitions of one asset in one run."""
-        conditions = [_P.c.backfill_id == backfill_id, _P.c.asset_key == key_text(asset_key)]
-        changed = 0
+            conditions.append(_status_in(only_from))
         with self._database.connect(connection) as conn:
             sequence = _next_change(conn, backfill_id)
-            for condition in matching(conn, _P.c.partition_key, list(partition_keys)):
-                statement = (
-                    update(_P)
-                    .where(*conditions, condition)
-                    .values(status=PartitionStatus.QUEUED.value, run_id=run_id, change_seq=sequence)
-                )
-                changed += int(conn.execute(statement).rowcount)
-        return changed
+            if partition_keys is None:
+                conditions.append(_S.c.status != status.value)
+                return _update_whole_spans(conn, conditions, {"status": status.value, "change_seq": sequence})
+            spaces = self._key_spaces(conn, backfill_id, None if asset_key is None else [asset_key])
+            edits_by_asset = {}
+            for asset_text, space in spaces.items():
+                positions = [p for p in map(space.position_of, partition_keys) if p is not None]
+                edits_by_asset[asset_text] = [
+                    Edit(first, last, status.value) for first, last in intervals(positions)
+                ]
+            return _rewrite_spans(conn, backfill_id, edits_by_asset, conditions, sequence)
 
     def assign_runs(
         self,
         backfill_id: str,
-        assignments: Iterable[tuple[AssetKey, str, str]],
+        spans: Sequence[PartitionSpan],
         *,
         connection: Connection | None = None,
     ) -> int:
-        """Queue each (asset, partition) in its run, each in one bulk statement; returns rows changed."""
-        rows = [
-            {"backfill_id": backfill_id, "asset_key": key_text(asset), "partition_key": key, "run_id": run_id}
-            for asset, key, run_id in assignments
-        ]
-        if not rows:
+        """Queue each span's partitions in its run (``span.run_id``); returns how many changed."""
+        edits_by_asset: dict[str, builtins.list[Edit]] = {}
+        for span in spans:
+            edits_by_asset.setdefault(key_text(span.asset_key), []).append(
+                Edit(span.first_position, span.last_position, PartitionStatus.QUEUED.value, span.run_id)
+            )
+        if not edits_by_asset:
             return 0
         with self._database.connect(connection) as conn:
-            return update_rows(
-                conn,
-                _P,
-                rows,
-                keys=("backfill_id", "asset_key", "partition_key"),
-                values={
-                    "status": PartitionStatus.QUEUED.value,
-                    "change_seq": _next_change(conn, backfill_id),
-                },
-            )
+            sequence = _next_change(conn, backfill_id)
+            conditions = [_S.c.backfill_id == backfill_id]
+            return _rewrite_spans(conn, backfill_id, edits_by_asset, conditions, sequence)
 
     def set_status_for_run(
         self,
@@ -349,19 +350,20 @@ class BackfillStore:
         only_from: Collection[PartitionStatus] | None = None,
         connection: Connection | None = None,
     ) -> int:
-        conditions = [_P.c.run_id == run_id]
+        """A run's partitions are whole spans (a run is planned over whole ranges): no span splits."""
+        conditions = [_S.c.run_id == run_id, _S.c.status != status.value]
         if asset_key is not None:
-            conditions.append(_P.c.asset_key == key_text(asset_key))
+            conditions.append(_S.c.asset_key == key_text(asset_key))
         if only_from is not None:
-            conditions.append(_P.c.status.in_([s.value for s in only_from]))
+            conditions.append(_status_in(only_from))
         with self._database.connect(connection) as conn:
             backfill_id = conn.execute(
-                select(_P.c.backfill_id).where(_P.c.run_id == run_id).limit(1)
+                select(_S.c.backfill_id).where(_S.c.run_id == run_id).limit(1)
             ).scalar()
             if backfill_id is None:
-                return 0  # no partition rows: not a backfill's run
+                return 0  # no partitions: not a backfill's run
             values = {"status": status.value, "change_seq": _next_change(conn, backfill_id)}
-            return int(conn.execute(update(_P).where(*conditions).values(**values)).rowcount)
+            return _update_whole_spans(conn, conditions, values)
 
     def reset_partitions(
         self,
@@ -372,24 +374,21 @@ class BackfillStore:
     ) -> int:
         """Back to pending, unassigned: what a retry does to failed partitions."""
         with self._database.connect(connection) as conn:
-            statement = (
-                update(_P)
-                .where(_P.c.backfill_id == backfill_id, _P.c.status.in_([s.value for s in from_statuses]))
-                .values(
-                    status=PartitionStatus.PENDING.value,
-                    run_id=None,
-                    change_seq=_next_change(conn, backfill_id),
-                )
-            )
-            return int(conn.execute(statement).rowcount)
+            values = {
+                "status": PartitionStatus.PENDING.value,
+                "run_id": None,
+                "change_seq": _next_change(conn, backfill_id),
+            }
+            conditions = [_S.c.backfill_id == backfill_id, _status_in(from_statuses)]
+            return _update_whole_spans(conn, conditions, values)
 
     def partition_changes(
         self, backfill_id: str, *, after: int | None
-    ) -> tuple[int, builtins.list[BackfillPartition]]:
-        """The sequence now, and the rows changed after ``after`` (none when ``after`` is None).
+    ) -> tuple[int, builtins.list[PartitionSpan]]:
+        """The sequence now, and the spans changed after ``after`` (none when ``after`` is None).
 
         A watcher reads the sequence before its first snapshot and then asks for what came after:
-        it never misses a change, and the cost is the number of rows that changed.
+        it never misses a change, and the cost is the number of spans that changed.
         """
         with self._database.read() as conn:
             sequence = conn.execute(
@@ -400,15 +399,37 @@ class BackfillStore:
             if after is None or after >= sequence:
                 return int(sequence), []
             rows = conn.execute(
-                select(_P)
-                .where(_P.c.backfill_id == backfill_id, _P.c.change_seq > after, _P.c.change_seq <= sequence)
-                .order_by(_P.c.asset_key, _P.c.position)
+                select(_S)
+                .where(_S.c.backfill_id == backfill_id, _S.c.change_seq > after, _S.c.change_seq <= sequence)
+                .order_by(_S.c.asset_key, _S.c.first_position)
             ).all()
-        return int(sequence), [_partition(row) for row in rows]
+            spaces = self._key_spaces(conn, backfill_id, None) if rows else {}
+        return int(sequence), [_span(row, spaces[row.asset_key]) for row in rows]
+
+    def _key_spaces(
+        self, conn: Connection, backfill_id: str, asset_keys: Sequence[AssetKey] | None
+    ) -> dict[str, KeySpace]:
+        """The backfill's key spaces by asset key text (fixed at launch, so cached)."""
+        cached = self._spaces.get(backfill_id)
+        if cached is None:
+            rows = conn.execute(select(_K).where(_K.c.backfill_id == backfill_id)).all()
+            cached = {
+                row.asset_key: decoded_key_space(EncodedKeySpace(row.kind, row.definition, row.keys))
+                for row in rows
+            }
+            if len(self._spaces) >= _CACHED_BACKFILLS:
+                self._spaces.pop(next(iter(self._spaces)))
+            if cached:  # not cached before the backfill's rows are committed
+                self._spaces[backfill_id] = cached
+        if asset_keys is None:
+            return cached
+        wanted = [key_text(key) for key in asset_keys]
+        return {text: cached[text] for text in wanted if text in cached}
 
     def delete(self, backfill_id: str) -> None:
         with self._database.transaction() as conn:
             conn.execute(delete(backfills).where(backfills.c.id == backfill_id))
+        self._spaces.pop(backfill_id, None)
 
     # --- reading records ------------------------------------------------------------------------------
 
@@ -490,14 +511,127 @@ def _next_change(conn: Connection, backfill_id: str) -> int:
     )
 
 
-def _partition(row: object) -> BackfillPartition:
-    return BackfillPartition(
-        backfill_id=row.backfill_id,  # type: ignore[attr-defined]
-        asset_key=key_of(row.asset_key),  # type: ignore[attr-defined]
-        partition_key=row.partition_key,  # type: ignore[attr-defined]
-        position=row.position,  # type: ignore[attr-defined]
-        status=PartitionStatus(row.status),  # type: ignore[attr-defined]
-        run_id=row.run_id,  # type: ignore[attr-defined]
+def _status_in(statuses: Collection[PartitionStatus]) -> ColumnElement[bool]:
+    return _S.c.status.in_([status.value for status in statuses])
+
+
+def _count(conn: Connection, *conditions: ColumnElement[bool]) -> int:
+    return int(conn.execute(select(func.coalesce(func.sum(_SPAN_LENGTH), 0)).where(*conditions)).scalar_one())
+
+
+def _update_whole_spans(
+    conn: Connection, conditions: Sequence[ColumnElement[bool]], values: Mapping[str, object]
+) -> int:
+    """Update every span matching ``conditions``; returns the partitions they hold."""
+    changed = _count(conn, *conditions)
+    if changed:
+        conn.execute(update(_S).where(*conditions).values(**values))
+    return changed
+
+
+def _rewrite_spans(
+    conn: Connection,
+    backfill_id: str,
+    edits_by_asset: Mapping[str, Sequence[Edit]],
+    conditions: Sequence[ColumnElement[bool]],
+    sequence: int,
+) -> int:
+    """Apply edits to the spans they overlap (among those matching ``conditions``): the touched
+    spans are deleted and their pieces inserted, a statement each for all assets' spans."""
+    removed: dict[str, builtins.list[int]] = {}
+    added: builtins.list[tuple[str, Span]] = []
+    changed = 0
+    for asset_text, edits in edits_by_asset.items():
+        if not edits:
+            continue
+        ordered = sorted(edits, key=lambda edit: edit.first)
+        rows = conn.execute(
+            select(_S)
+            .where(
+                *conditions,
+                _S.c.asset_key == asset_text,
+                _S.c.last_position >= ordered[0].first,
+                _S.c.first_position <= max(edit.last for edit in ordered),
+            )
+            .order_by(_S.c.first_position)
+        )
+        spans = [Span(r.first_position, r.last_position, r.status, r.run_id, r.change_seq) for r in rows]
+        result = rewrite(spans, ordered, sequence)
+        changed += result.changed
+        if result.removed:
+            removed[asset_text] = result.removed
+            added.extend((asset_text, span) for span in result.added)
+    for asset_text, firsts in removed.items():
+        for chunk in chunks(firsts):
+            conn.execute(
+                delete(_S).where(
+                    _S.c.backfill_id == backfill_id,
+                    _S.c.asset_key == asset_text,
+                    _S.c.first_position.in_(chunk),
+                )
+            )
+    insert_columns(
+        conn,
+        _S,
+        {
+            "backfill_id": [backfill_id] * len(added),
+            "asset_key": [asset_text for asset_text, _ in added],
+            "first_position": [span.first for _, span in added],
+            "last_position": [span.last for _, span in added],
+            "status": [span.status for _, span in added],
+            "run_id": [span.run_id for _, span in added],
+            "change_seq": [span.change_seq for _, span in added],
+        },
+    )
+    return changed
+
+
+def _progress_of_partitions(
+    partitions: Sequence[BackfillPartition],
+) -> tuple[dict[AssetKey, KeySpace], builtins.list[PartitionSpan]]:
+    """Key spaces and spans of per-partition records."""
+    by_asset: dict[AssetKey, builtins.list[BackfillPartition]] = {}
+    for partition in partitions:
+        by_asset.setdefault(partition.asset_key, []).append(partition)
+    spaces: dict[AssetKey, KeySpace] = {}
+    spans: builtins.list[PartitionSpan] = []
+    for asset_key, rows in by_asset.items():
+        spaces[asset_key] = ExplicitKeySpace([r.position for r in rows], [r.partition_key for r in rows])
+        for span in spans_of((r.position, r.status.value, r.run_id) for r in rows):
+            spans.append(
+                PartitionSpan(asset_key, span.first, span.last, PartitionStatus(span.status), span.run_id)
+            )
+    return spaces, spans
+
+
+def _key_space_row(backfill_id: str, asset_key: AssetKey, space: KeySpace) -> dict[str, object]:
+    encoded = space.encoded()
+    return {
+        "backfill_id": backfill_id,
+        "asset_key": key_text(asset_key),
+        "kind": encoded.kind,
+        "definition": encoded.definition,
+        "keys": encoded.keys,
+    }
+
+
+def _expanded(
+    backfill_id: str, row: Any, space: KeySpace, positions: Iterable[int]
+) -> Iterator[BackfillPartition]:
+    asset_key, status = key_of(row.asset_key), PartitionStatus(row.status)
+    for position in positions:
+        yield BackfillPartition(backfill_id, asset_key, space.key_at(position), position, status, row.run_id)
+
+
+def _span(row: Any, space: KeySpace) -> PartitionSpan:
+    return PartitionSpan(
+        asset_key=key_of(row.asset_key),
+        first_position=row.first_position,
+        last_position=row.last_position,
+        status=PartitionStatus(row.status),
+        run_id=row.run_id,
+        first_key=space.key_at(row.first_position),
+        last_key=space.key_at(row.last_position),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
 from control_plane.records import RunFailureKind, RunRecord, RunStatus
-from control_plane.storage._sql import chunks, insert_rows, key_of, key_text
+from control_plane.storage._sql import chunks, insert_columns, key_of, key_text
 from control_plane.storage.database import Database
 from control_plane.storage.errors import RunAlreadyExists, RunKeyAlreadyUsed
 from control_plane.storage.schema import run_assets, run_tags, runs
@@ -31,7 +31,11 @@ class RunStore:
             return
         with self._database.connect(connection) as conn:
             try:
-                insert_rows(conn, runs, [_run_row(record) for record in records])
+                insert_columns(
+                    conn,
+                    runs,
+                    {name: [value(record) for record in records] for name, value in _RUN_COLUMNS.items()},
+                )
             except IntegrityError as error:
                 if any(record.run_key for record in records) and "run_key" in str(error.orig):
                     raise RunKeyAlreadyUsed(
@@ -40,18 +44,29 @@ class RunStore:
                 raise RunAlreadyExists(
                     f"A run id among {[r.id for r in records[:5]]} already exists."
                 ) from error
-            asset_rows = [
-                {"run_id": record.id, "ordinal": index, "asset_key": key_text(key)}
-                for record in records
-                for index, key in enumerate(record.asset_keys)
+            # Column by column, like the runs: a launch of thousands of runs builds no row objects.
+            asset_of = [
+                (record.id, index, key) for record in records for index, key in enumerate(record.asset_keys)
             ]
-            tag_rows = [
-                {"run_id": record.id, "key": k, "value": v}
-                for record in records
-                for k, v in record.tags.items()
-            ]
-            insert_rows(conn, run_assets, asset_rows)
-            insert_rows(conn, run_tags, tag_rows)
+            insert_columns(
+                conn,
+                run_assets,
+                {
+                    "run_id": [run_id for run_id, _, _ in asset_of],
+                    "ordinal": [index for _, index, _ in asset_of],
+                    "asset_key": [key_text(key) for _, _, key in asset_of],
+                },
+            )
+            tag_of = [(record.id, key, value) for record in records for key, value in record.tags.items()]
+            insert_columns(
+                conn,
+                run_tags,
+                {
+                    "run_id": [run_id for run_id, _, _ in tag_of],
+                    "key": [key for _, key, _ in tag_of],
+                    "value": [value for _, _, value in tag_of],
+                },
+            )
 
     def get(self, run_id: str) -> RunRecord | None:
         found = self._records(runs.c.id == run_id, limit=1)
@@ -202,27 +217,26 @@ class RunStore:
         return [_record(row, assets.get(row.id, []), tags.get(row.id, {})) for row in rows]
 
 
-def _run_row(record: RunRecord) -> dict[str, Any]:
-    key_range = record.partition_range
-    return {
-        "id": record.id,
-        "backfill_id": record.backfill_id,
-        "location": record.location,
-        "partition_range_start": key_range.start if key_range else None,
-        "partition_range_end": key_range.end if key_range else None,
-        "partition_count": record.partition_count,
-        "status": record.status.value,
-        "priority": record.priority,
-        "run_key": record.run_key,
-        "launcher_kind": record.launcher_kind,
-        "launcher_handle": record.launcher_handle,
-        "attempt": record.attempt,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-        "started_at": record.started_at,
-        "ended_at": record.ended_at,
-        "error": record.error,
-    }
+#: The runs table's columns, each read from a record.
+_RUN_COLUMNS: dict[str, Callable[[RunRecord], Any]] = {
+    "id": lambda record: record.id,
+    "backfill_id": lambda record: record.backfill_id,
+    "location": lambda record: record.location,
+    "partition_range_start": lambda record: record.partition_range.start if record.partition_range else None,
+    "partition_range_end": lambda record: record.partition_range.end if record.partition_range else None,
+    "partition_count": lambda record: record.partition_count,
+    "status": lambda record: record.status.value,
+    "priority": lambda record: record.priority,
+    "run_key": lambda record: record.run_key,
+    "launcher_kind": lambda record: record.launcher_kind,
+    "launcher_handle": lambda record: record.launcher_handle,
+    "attempt": lambda record: record.attempt,
+    "created_at": lambda record: record.created_at,
+    "updated_at": lambda record: record.updated_at,
+    "started_at": lambda record: record.started_at,
+    "ended_at": lambda record: record.ended_at,
+    "error": lambda record: record.error,
+}
 
 
 def _record(row: Any, asset_keys: list[AssetKey], tags: dict[str, str]) -> RunRecord:

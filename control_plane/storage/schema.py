@@ -1,7 +1,7 @@
 """Every table and index of the control plane, in one SQLAlchemy Core ``MetaData``.
 
-Backfill progress is rows (one per backfill, asset and partition), never a document rewritten per
-tick; everything the planner, the queue or the API filters on is a real, indexed column.
+Backfill progress is rows (spans of partitions sharing a status and run), never a document
+rewritten per tick; everything the planner, the queue or the API filters on is a real, indexed column.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -74,7 +75,7 @@ backfills = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Column("ended_at", UtcDateTime),
     Column("error", Text),
-    #: Bumped by every write to the backfill's partition rows, which carry it as change_seq: a watcher
+    #: Bumped by every write to the backfill's partition spans, which carry it as change_seq: a watcher
     #: asks for the rows changed after the sequence it last saw. The row lock orders the writers.
     Column("partition_change_seq", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_backfills_status_created_at", "status", "created_at"),
@@ -113,19 +114,34 @@ backfill_request_parts = Table(
     Column("end_key", _KEY),
 )
 
-backfill_partitions = Table(
-    "backfill_partitions",
+#: How each asset of a backfill maps partition positions to keys, as launched (see control_plane.key_spaces).
+backfill_key_spaces = Table(
+    "backfill_key_spaces",
     metadata,
     Column("backfill_id", _ID, ForeignKey("backfills.id", ondelete="CASCADE"), primary_key=True),
     Column("asset_key", _KEY, primary_key=True),
-    Column("partition_key", _KEY, primary_key=True),
-    Column("position", Integer, nullable=False),
+    #: "time_window" (the serialized definition) or "keys" (JSON [positions, keys]).
+    Column("kind", String(16), nullable=False),
+    Column("definition", LargeBinary),
+    Column("keys", Text),
+)
+
+#: Progress as spans: positions first..last of an asset that share a status and run. Spans of an
+#: asset never overlap and cover exactly the backfill's partitions of it; a write splits the spans
+#: it touches, so the row count follows the runs planned, not the partitions.
+backfill_partition_spans = Table(
+    "backfill_partition_spans",
+    metadata,
+    Column("backfill_id", _ID, ForeignKey("backfills.id", ondelete="CASCADE"), primary_key=True),
+    Column("asset_key", _KEY, primary_key=True),
+    Column("first_position", Integer, primary_key=True),
+    Column("last_position", Integer, nullable=False),
     Column("status", _STATUS, nullable=False),
     Column("run_id", _ID),
     Column("change_seq", Integer, nullable=False, default=0, server_default="0"),
-    Index("ix_backfill_partitions_backfill_id_status", "backfill_id", "status"),
-    Index("ix_backfill_partitions_backfill_id_change_seq", "backfill_id", "change_seq"),
-    Index("ix_backfill_partitions_run_id", "run_id"),
+    Index("ix_backfill_partition_spans_backfill_id_status", "backfill_id", "status"),
+    Index("ix_backfill_partition_spans_backfill_id_change_seq", "backfill_id", "change_seq"),
+    Index("ix_backfill_partition_spans_run_id", "run_id"),
 )
 
 runs = Table(

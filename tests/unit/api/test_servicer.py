@@ -32,7 +32,7 @@ from control_plane.client import (
     InvalidArgumentError,
     NotFoundError,
 )
-from control_plane.records import BackfillPartition, BackfillStatus, PartitionStatus, RunStatus
+from control_plane.records import BackfillStatus, PartitionSpan, PartitionStatus, RunStatus
 from control_plane.views import LaunchOptions
 from partita.common.v1 import requests_pb2
 from partita.controlplane.v1 import (
@@ -305,11 +305,10 @@ def test_watch_with_partition_changes_says_what_changed_in_as_few_changes_as_it_
     a, b = AssetKey("a"), AssetKey("b")
     service.change_script["bf1"] = [
         [
-            BackfillPartition("bf1", a, DAYS[0], 0, PartitionStatus.MATERIALIZED, "r1"),
-            BackfillPartition("bf1", a, DAYS[1], 1, PartitionStatus.MATERIALIZED, "r1"),
-            BackfillPartition("bf1", a, DAYS[2], 2, PartitionStatus.MATERIALIZED, "r1"),
-            BackfillPartition("bf1", a, DAYS[4], 4, PartitionStatus.FAILED, "r2"),
-            BackfillPartition("bf1", b, "", 0, PartitionStatus.UPSTREAM_FAILED, None),
+            PartitionSpan(a, 0, 1, PartitionStatus.MATERIALIZED, "r1", DAYS[0], DAYS[1]),
+            PartitionSpan(a, 2, 2, PartitionStatus.MATERIALIZED, "r1", DAYS[2], DAYS[2]),
+            PartitionSpan(a, 4, 4, PartitionStatus.FAILED, "r2", DAYS[4], DAYS[4]),
+            PartitionSpan(b, 0, 0, PartitionStatus.UPSTREAM_FAILED, None, "", ""),
         ]
     ]
     snapshot, final = list(client.watch_backfill_changes("bf1"))

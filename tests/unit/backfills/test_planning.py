@@ -62,7 +62,9 @@ def chain(
 def rows_of(
     target: ResolvedTarget, status: PartitionStatus = PartitionStatus.PENDING
 ) -> dict[AssetKey, dict[str, tuple[PartitionStatus, int]]]:
-    return {key: {k: (status, p) for k, p in target.partitions[key]} for key in target.asset_keys}
+    return {
+        key: {k: (status, p) for k, p in target.partitions[key].positioned()} for key in target.asset_keys
+    }
 
 
 def resolve(defs: Definitions, keys: Sequence[AssetKey], start: str, end: str) -> ResolvedTarget:
@@ -107,7 +109,7 @@ def test_multi_run_chunks() -> None:
     plan = BackfillPlanner(defs.asset_graph, target.asset_keys).plan_everything(
         InMemoryPartitionRows(rows_of(target))
     )
-    assert [len(run.partition_keys) for run in plan.runs] == [100, 100, 100, 66]
+    assert [run.partition_count for run in plan.runs] == [100, 100, 100, 66]
     assert plan.runs[1].partition_range == PartitionKeyRange("2024-04-10", "2024-07-18")
 
 
@@ -162,7 +164,7 @@ def test_offset_mapping_keeps_assets_in_separate_units() -> None:
     planner = BackfillPlanner(defs.asset_graph, target.asset_keys)
     assert len(planner.units) == 2
     # The child's keys are the parent's keys shifted by one day.
-    assert [key for key, _ in target.partitions[yesterday_based.key]] == [
+    assert target.partitions[yesterday_based.key].keys() == [
         "2024-01-02",
         "2024-01-03",
         "2024-01-04",
@@ -193,20 +195,20 @@ def test_guide_examples_resolve_as_the_guide_says() -> None:
         asset_keys=(AssetKey("asset_a"), AssetKey("asset_b")), partition_keys=("foo_a",)
     )
     target = resolve_target(schedule_defs.asset_graph, spec, NOW)
-    assert {k: [p for p, _ in v] for k, v in target.partitions.items()} == {
+    assert {k: v.keys() for k, v in target.partitions.items()} == {
         AssetKey("asset_a"): ["foo_a"],
         AssetKey("asset_b"): ["foo_b"],
     }
     planner = BackfillPlanner(schedule_defs.asset_graph, target.asset_keys)
     rows = rows_of(target)
     first = planner.plan_everything(InMemoryPartitionRows(rows))
-    assert [(run.asset_keys, run.partition_keys) for run in first.runs] == [
-        ((AssetKey("asset_a"),), ("foo_a",))
+    assert [(run.asset_keys, run.partition_range) for run in first.runs] == [
+        ((AssetKey("asset_a"),), PartitionKeyRange("foo_a", "foo_a"))
     ]
     rows[AssetKey("asset_a")]["foo_a"] = (PartitionStatus.MATERIALIZED, 0)
     second = planner.plan_changes({AssetKey("asset_a"): ["foo_a"]}, InMemoryPartitionRows(rows))
-    assert [(run.asset_keys, run.partition_keys) for run in second.runs] == [
-        ((AssetKey("asset_b"),), ("foo_b",))
+    assert [(run.asset_keys, run.partition_range) for run in second.runs] == [
+        ((AssetKey("asset_b"),), PartitionKeyRange("foo_b", "foo_b"))
     ]
 
 
@@ -264,7 +266,8 @@ def test_launch_fast_path_plans_exactly_what_full_planning_plans(
 def test_positions_follow_the_definition_for_ranges_and_scattered_keys() -> None:
     defs = chain(None, None, None)
     contiguous = resolve(defs, [A], "2024-01-30", "2024-02-02")
-    assert contiguous.partitions[A] == [
+    assert contiguous.partitions[A].intervals == ((29, 32),)
+    assert list(contiguous.partitions[A].positioned()) == [
         ("2024-01-30", 29),
         ("2024-01-31", 30),
         ("2024-02-01", 31),
@@ -275,7 +278,7 @@ def test_positions_follow_the_definition_for_ranges_and_scattered_keys() -> None
         BackfillRequestSpec(asset_keys=(A,), partition_keys=("2024-03-01", "2024-01-02")),
         NOW,
     )
-    assert scattered.partitions[A] == [("2024-01-02", 1), ("2024-03-01", 60)]
+    assert list(scattered.partitions[A].positioned()) == [("2024-01-02", 1), ("2024-03-01", 60)]
 
 
 def test_unpartitioned_child_waits_for_every_parent_partition() -> None:
@@ -289,7 +292,7 @@ def test_unpartitioned_child_waits_for_every_parent_partition() -> None:
 
     defs = Definitions(assets=[daily_rows, summary])
     target = resolve(defs, [daily_rows.key, summary.key], "2024-01-01", "2024-01-03")
-    assert target.partitions[summary.key] == [("", 0)]
+    assert list(target.partitions[summary.key].positioned()) == [("", 0)]
     planner = BackfillPlanner(defs.asset_graph, target.asset_keys)
     rows = rows_of(target)
     assert [run.asset_keys for run in planner.plan_launch(target.partitions).runs] == [(daily_rows.key,)] * 3

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from code_server.asset_key import AssetKey
+from code_server.partitions import DailyPartitionsDefinition
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.automation import BackfillRequestSpec
-from control_plane.records import BackfillPartition, BackfillRecord, BackfillStatus, PartitionStatus
+from control_plane.key_spaces import TimeWindowKeySpace
+from control_plane.records import (
+    BackfillPartition,
+    BackfillRecord,
+    BackfillStatus,
+    PartitionSpan,
+    PartitionStatus,
+)
 from control_plane.storage import BackfillAlreadyExists, BackfillStore, Database, NotFound
+from control_plane.storage.schema import backfill_partition_spans
 
 A, B, C = AssetKey("a"), AssetKey(["warehouse", "b"]), AssetKey("c")
 P = PartitionStatus
@@ -24,6 +35,10 @@ def _keys(n: int) -> list[str]:
 
 def _rows(backfill_id: str, asset: AssetKey, keys: list[str]) -> list[BackfillPartition]:
     return [BackfillPartition(backfill_id, asset, key, position) for position, key in enumerate(keys)]
+
+
+def _queued(asset: AssetKey, first: int, last: int, run_id: str) -> PartitionSpan:
+    return PartitionSpan(asset, first, last, P.QUEUED, run_id)
 
 
 def _request(*assets: AssetKey) -> BackfillRequestSpec:
@@ -274,7 +289,7 @@ def test_set_partition_status_without_keys_covers_the_asset_or_the_backfill(
 
 
 def test_assign_runs_queues_each_partition_in_its_run(store: BackfillStore, launched: BackfillRecord) -> None:
-    store.assign_runs("bf", [(A, "k00000", "r1"), (B, "k00000", "r1"), (A, "k00001", "r2")])
+    store.assign_runs("bf", [_queued(A, 0, 0, "r1"), _queued(B, 0, 0, "r1"), _queued(A, 1, 1, "r2")])
     assert [(p.asset_key, p.partition_key, p.status) for p in store.partitions_of_run("r1")] == [
         (A, "k00000", P.QUEUED),
         (B, "k00000", P.QUEUED),
@@ -287,7 +302,7 @@ def test_assign_runs_queues_each_partition_in_its_run(store: BackfillStore, laun
 def test_set_status_for_run_moves_only_that_runs_partitions(
     store: BackfillStore, launched: BackfillRecord
 ) -> None:
-    store.assign_runs("bf", [(A, "k00000", "r1"), (B, "k00000", "r1"), (A, "k00001", "r2")])
+    store.assign_runs("bf", [_queued(A, 0, 0, "r1"), _queued(B, 0, 0, "r1"), _queued(A, 1, 1, "r2")])
     assert store.set_status_for_run("r1", P.RUNNING, only_from=[P.QUEUED]) == 2
     assert store.set_status_for_run("r1", P.MATERIALIZED, asset_key=A) == 1
     # A late duplicate "started" report cannot move a materialized partition back.
@@ -302,7 +317,7 @@ def test_set_status_for_run_moves_only_that_runs_partitions(
 def test_reset_partitions_makes_failed_ones_pending_and_unassigned(
     store: BackfillStore, launched: BackfillRecord
 ) -> None:
-    store.assign_runs("bf", [(A, "k00000", "r1"), (A, "k00001", "r2"), (A, "k00002", "r3")])
+    store.assign_runs("bf", [_queued(A, 0, 0, "r1"), _queued(A, 1, 1, "r2"), _queued(A, 2, 2, "r3")])
     store.set_status_for_run("r1", P.MATERIALIZED)
     store.set_status_for_run("r2", P.FAILED)
     store.set_partition_status("bf", B, ["k00001"], P.UPSTREAM_FAILED)
@@ -337,7 +352,7 @@ def test_bulk_operations_over_ten_thousand_partitions(
     )
     assert store.partition_counts("big") == {A: {P.PENDING: 10_000}, C: {P.PENDING: 10_000}}
 
-    store.assign_runs("big", [(A, key, f"run-{index // 100}") for index, key in enumerate(keys)])
+    store.assign_runs("big", [_queued(A, 100 * run, 100 * run + 99, f"run-{run}") for run in range(100)])
     assert len(store.partitions_of_run("run-7")) == 100
     assert store.set_partition_status("big", A, keys[:2_500], P.MATERIALIZED) == 2_500
     assert store.set_partition_status("big", A, keys, P.FAILED, only_from=[P.QUEUED]) == 7_500
@@ -354,21 +369,119 @@ def test_partition_changes_are_the_rows_each_write_touched_after_a_sequence(
 ) -> None:
     start, nothing = store.partition_changes("bf", after=None)
     assert nothing == []
-    store.assign_runs("bf", [(A, "k00000", "r1"), (A, "k00001", "r1")])
+    store.assign_runs("bf", [_queued(A, 0, 0, "r1"), _queued(A, 1, 1, "r1")])
     assigned, changes = store.partition_changes("bf", after=start)
     assert assigned > start
-    assert [(p.asset_key, p.partition_key, p.status, p.run_id) for p in changes] == [
-        (A, "k00000", P.QUEUED, "r1"),
-        (A, "k00001", P.QUEUED, "r1"),
+    assert [(s.asset_key, s.first_key, s.last_key, s.status, s.run_id) for s in changes] == [
+        (A, "k00000", "k00001", P.QUEUED, "r1")
     ]
     store.set_status_for_run("r1", P.MATERIALIZED, asset_key=A)
     store.set_partition_status("bf", B, ["k00002"], P.UPSTREAM_FAILED)
     latest, changes = store.partition_changes("bf", after=assigned)
-    assert [(p.asset_key, p.partition_key, p.status) for p in changes] == [
-        (A, "k00000", P.MATERIALIZED),
-        (A, "k00001", P.MATERIALIZED),
-        (B, "k00002", P.UPSTREAM_FAILED),
+    assert [(s.asset_key, s.first_key, s.last_key, s.status) for s in changes] == [
+        (A, "k00000", "k00001", P.MATERIALIZED),
+        (B, "k00002", "k00002", P.UPSTREAM_FAILED),
     ]
     assert store.partition_changes("bf", after=latest) == (latest, [])
     with pytest.raises(NotFound):
         store.partition_changes("nope", after=None)
+
+
+# --- spans against a partition-by-partition model -------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_writes_read_back_as_the_same_writes_partition_by_partition(
+    store: BackfillStore, make_backfill: MakeBackfill, seed: int
+) -> None:
+    """Spans split and merge under writes; every read must still equal a model kept key by key."""
+    rng = random.Random(seed)
+    keys = _keys(40)
+    # Scattered positions (gaps between some keys), as explicit keys or a mapping give.
+    positions = sorted(rng.sample(range(60), len(keys)))
+    store.create(
+        make_backfill("bf", assets=("a", "c")),
+        [
+            BackfillPartition("bf", asset, key, pos)
+            for asset in (A, C)
+            for key, pos in zip(keys, positions, strict=True)
+        ],
+        request=_request(),
+    )
+    model = {(asset, key): (P.PENDING, None) for asset in (A, C) for key in keys}
+    position_of = dict(zip(keys, positions, strict=True))
+    statuses = list(P)
+    for step in range(40):
+        operation = rng.choice(["status", "assign", "run", "reset"])
+        asset = rng.choice([A, C])
+        if operation == "status":
+            chosen = rng.sample(keys, rng.randint(1, 10))
+            status, only = rng.choice(statuses), rng.sample(statuses, 3)
+            changed = store.set_partition_status("bf", asset, chosen, status, only_from=only)
+            expected = 0
+            for key in chosen:
+                if model[asset, key][0] in only and model[asset, key][0] is not status:
+                    model[asset, key] = (status, model[asset, key][1])
+                    expected += 1
+            assert changed == expected
+        elif operation == "assign":
+            first = rng.randrange(len(keys))
+            last = min(len(keys) - 1, first + rng.randint(0, 5))
+            run_id = f"run-{step}"
+            span = _queued(asset, position_of[keys[first]], position_of[keys[last]], run_id)
+            store.assign_runs("bf", [span])
+            for key in keys[first : last + 1]:
+                model[asset, key] = (P.QUEUED, run_id)
+        elif operation == "run":
+            runs = sorted({run for _, run in model.values() if run})
+            if not runs:
+                continue
+            run_id, status = rng.choice(runs), rng.choice([P.RUNNING, P.MATERIALIZED, P.FAILED])
+            store.set_status_for_run(run_id, status)
+            for where, (_, run) in list(model.items()):
+                if run == run_id:
+                    model[where] = (status, run)
+        else:
+            store.reset_partitions("bf", from_statuses=[P.FAILED, P.CANCELED])
+            for where, (status, _run) in list(model.items()):
+                if status in (P.FAILED, P.CANCELED):
+                    model[where] = (P.PENDING, None)
+        read = {(p.asset_key, p.partition_key): (p.status, p.run_id) for p in store.partitions("bf")}
+        assert read == model, f"after step {step} ({operation})"
+    counts: dict[AssetKey, dict[PartitionStatus, int]] = {}
+    for (asset, _), (status, _) in model.items():
+        counts.setdefault(asset, {}).setdefault(status, 0)
+        counts[asset][status] += 1
+    assert store.partition_counts("bf") == counts
+    some = rng.sample(keys, 7)
+    assert {(p.asset_key, p.partition_key) for p in store.partitions("bf", partition_keys=some)} == {
+        (asset, key) for asset in (A, C) for key in some
+    }
+
+
+def test_a_launch_of_ranges_stores_a_span_per_run_and_asset_not_per_partition(
+    database: Database, store: BackfillStore, make_backfill: MakeBackfill
+) -> None:
+    days = DailyPartitionsDefinition(start_date="2015-01-01")
+    space = TimeWindowKeySpace(days)
+    store.create(
+        make_backfill("bf", assets=("a",)),
+        request=_request(A),
+        spans=[_queued(A, 0, 3652, "r1")],
+        key_spaces={A: space},
+    )
+    with database.read() as connection:
+        assert (
+            connection.execute(sa.select(sa.func.count()).select_from(backfill_partition_spans)).scalar() == 1
+        )
+    assert store.partition_counts("bf") == {A: {P.QUEUED: 3653}}
+    assert [p.partition_key for p in store.partitions("bf", partition_keys=["2024-12-31", "2015-01-01"])] == [
+        "2015-01-01",
+        "2024-12-31",
+    ]
+    # A report for the run flips one row, whatever the run's length.
+    assert store.set_status_for_run("r1", P.MATERIALIZED) == 3653
+    _, changes = store.partition_changes("bf", after=0)
+    assert [(c.first_key, c.last_key, c.status) for c in changes] == [
+        ("2015-01-01", "2024-12-31", P.MATERIALIZED)
+    ]

@@ -98,7 +98,7 @@ def test_migrations_do_not_depend_on_the_working_directory(
     monkeypatch.chdir(elsewhere)
     database = Database.open(f"sqlite:///{tmp_path / 'db' / 'p.db'}")
     with database.read() as connection:
-        assert "backfill_partitions" in sa.inspect(connection).get_table_names()
+        assert "backfill_partition_spans" in sa.inspect(connection).get_table_names()
     database.dispose()
 
 
