@@ -2,8 +2,9 @@
 
 Daily chains a -> b -> c with no policy, single_run and multi_run(100), over 1 and 10 years, on
 SQLite and PostgreSQL (``--postgres URL``; default the local server, skipped if unreachable). The
-launcher records launches without executing them, to isolate orchestration; the last figure runs
-a 1-year single_run backfill for real with the local launcher.
+launcher records launches without executing them, to isolate orchestration. Then the cost of one
+run outcome (its reports and the planning they wake) in a 1-year and a 10-year backfill, which
+must be the same; the last figure runs a 1-year single_run backfill for real with the local launcher.
 Run: ``.venv/bin/python benchmarks/backfill.py``.
 """
 
@@ -17,6 +18,7 @@ import tracemalloc
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +32,7 @@ from code_server.server.spawn import spawn_code_server  # noqa: E402
 from code_server.wire.automation import BackfillRequestSpec  # noqa: E402
 from control_plane.app import ControlPlane, ControlPlaneConfig  # noqa: E402
 from control_plane.records import RunStatus  # noqa: E402
+from control_plane.runs.reports import PartitionOutcomeReport, RunFinishedReport, RunStartedReport  # noqa: E402
 from control_plane.views import BackfillView, LaunchOptions  # noqa: E402
 from launcher.base import LaunchRequest, RunHealth, RunLauncher, RunState  # noqa: E402
 
@@ -97,6 +100,51 @@ def measure_launch(
     return elapsed, queued, partitions, peak / 1e6
 
 
+def measure_outcomes(
+    database_url: str, code_server: str, key_range: PartitionKeyRange, count: int = 100
+) -> float:
+    """Milliseconds per run outcome: apply a run's started, materialized and finished reports for
+    its partition of a, then plan (the next run, of b, is queued). On chain "u", whose assets are
+    in separate units. It must not grow with the size of the backfill."""
+    plane = ControlPlane(
+        ControlPlaneConfig(database_url=database_url, code_servers={"bench": code_server}, port=0),
+        launcher=RecordingLauncher(),
+    )
+    try:
+        plane.locations.refresh()
+        spec = BackfillRequestSpec(
+            asset_keys=tuple(AssetKey(f"u{name}") for name in "abc"), partition_ranges=(key_range,)
+        )
+        backfill_id = plane.engine.launch(spec, LaunchOptions(location="bench"))
+        assert isinstance(backfill_id, str)
+        plane.engine.tick()
+        first_runs = sorted(
+            plane.list_runs(backfill_id=backfill_id, limit=1_000_000),
+            key=lambda run: str(run.partition_range),
+        )[:count]
+        now = datetime.now(UTC)
+        started = time.perf_counter()
+        for run in first_runs:
+            plane.reports.apply(
+                [
+                    RunStartedReport(run.id, "started", now),
+                    PartitionOutcomeReport(run.id, "a", now, AssetKey("ua"), materialized=True),
+                    RunFinishedReport(run.id, "finished", now, success=True),
+                ]
+            )
+            plane.engine.tick()
+        elapsed = time.perf_counter() - started
+        queued_b = [
+            run
+            for run in plane.list_runs(backfill_id=backfill_id, limit=1_000_000)
+            if run.asset_keys == (AssetKey("ub"),)
+        ]
+        assert len(queued_b) == count, len(queued_b)
+        return elapsed / count * 1000
+    finally:
+        plane.stop()
+
+
 def end_to_end(database_url: str, code_server: str) -> float:
     with control_plane(database_url, code_server, None) as plane:
         spec = BackfillRequestSpec(
@@ -133,6 +181,7 @@ def main() -> None:
     args = parser.parse_args()
     server = spawn_code_server(module_name="benchmarks.chain_location", working_directory=str(ROOT))
     rows: list[tuple[str, ...]] = []
+    outcomes: dict[tuple[str, str], float] = {}
     try:
         with tempfile.TemporaryDirectory() as directory:
             databases = {"sqlite": f"sqlite:///{directory}/bench.db"}
@@ -154,11 +203,13 @@ def main() -> None:
                                 label,
                                 f"{partitions:,}",
                                 f"{queued:,}",
-                                f"{elapsed * 1000:,.0f} ms",
+                                f"{elapsed * 1000:,.1f} ms",
                                 rate,
                                 f"{peak:.1f} MB",
                             )
                         )
+                for label, key_range in (("1 year", ONE_YEAR), ("10 years", TEN_YEARS)):
+                    outcomes[name, label] = measure_outcomes(url, server.address, key_range)
             e2e = end_to_end(f"sqlite:///{directory}/end_to_end.db", server.address)
     finally:
         server.stop()
@@ -174,6 +225,9 @@ def main() -> None:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+    print("\nper run outcome (3 reports + planning the next run), a -> b -> c in three units:")
+    for (name, label), milliseconds in outcomes.items():
+        print(f"  {name:<10}  {label:<9} backfill  {milliseconds:.2f} ms")
     print(f"\nend to end, 1-year single_run backfill with the local launcher (SQLite): {e2e:.2f} s")
     print(
         "Targets: >= 1,000 runs/s queued; 10 years with no policy < 5 s; single_run 10 years < 50 ms; "

@@ -277,12 +277,12 @@ class BackfillEngine:
         record = self._backfills.get(backfill_id)
         if record is None or record.status not in (BackfillStatus.RUNNING, BackfillStatus.CANCELING):
             return None
-        if self._runs.count(backfill_id=backfill_id, statuses=_UNFINISHED_RUNS):
+        if self._runs.exists(backfill_id=backfill_id, statuses=_UNFINISHED_RUNS):
             return None
         if record.status is BackfillStatus.CANCELING:
             final = BackfillStatus.CANCELED
         else:
-            if self._backfills.count_partitions(backfill_id, statuses=_UNFINISHED_PARTITIONS):
+            if self._backfills.has_partitions(backfill_id, statuses=_UNFINISHED_PARTITIONS):
                 with self._lock:
                     first_time = backfill_id not in self._safety_planned
                     self._safety_planned.add(backfill_id)

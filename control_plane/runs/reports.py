@@ -106,9 +106,9 @@ class RunReportHandler:
                 for asset_key, keys in changes.items():
                     applied.changes.setdefault(backfill_id, {}).setdefault(asset_key, []).extend(keys)
             applied.finished_runs.extend(effects.finished_runs)
-            latest = self._runs.get(run.id)
+            latest = self._runs.status_of(run.id)
             if latest is not None:
-                applied.run_statuses[run.id] = latest.status
+                applied.run_statuses[run.id] = latest
         if applied.accepted:
             self._on_applied(applied)
         return applied

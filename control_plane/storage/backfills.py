@@ -221,9 +221,13 @@ class BackfillStore:
                 counts.setdefault(key_of(asset_key), {})[PartitionStatus(status)] = int(count)
         return counts
 
-    def count_partitions(self, backfill_id: str, *, statuses: Collection[PartitionStatus]) -> int:
+    def has_partitions(self, backfill_id: str, *, statuses: Collection[PartitionStatus]) -> bool:
+        """Whether any partition has one of ``statuses``: one index probe, not a count."""
+        query = (
+            select(_S.c.first_position).where(_S.c.backfill_id == backfill_id, _status_in(statuses)).limit(1)
+        )
         with self._database.read() as conn:
-            return _count(conn, _S.c.backfill_id == backfill_id, _status_in(statuses))
+            return conn.execute(query).first() is not None
 
     def partitions(
         self,
@@ -260,12 +264,7 @@ class BackfillStore:
                     continue
                 rows = conn.execute(
                     select(_S)
-                    .where(
-                        *conditions,
-                        _S.c.asset_key == asset_text,
-                        _S.c.last_position >= positions[0],
-                        _S.c.first_position <= positions[-1],
-                    )
+                    .where(*conditions, *_overlapping(backfill_id, asset_text, positions[0], positions[-1]))
                     .order_by(_S.c.first_position)
                 )
                 for row in rows:
@@ -511,6 +510,30 @@ def _next_change(conn: Connection, backfill_id: str) -> int:
     )
 
 
+def _overlapping(
+    backfill_id: str, asset_text: str, first: int, last: int
+) -> builtins.list[ColumnElement[bool]]:
+    """Conditions selecting the asset's spans that overlap positions ``first`` .. ``last``.
+
+    Spans are disjoint, so they start within the range, or are the one span starting last before
+    it: two seeks on the primary key, never a scan of the spans before the range.
+    """
+    asset = (_S.c.backfill_id == backfill_id, _S.c.asset_key == asset_text)
+    start_before = (
+        select(_S.c.first_position)
+        .where(*asset, _S.c.first_position <= first)
+        .order_by(_S.c.first_position.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return [
+        *asset,
+        _S.c.first_position >= func.coalesce(start_before, first),
+        _S.c.first_position <= last,
+        _S.c.last_position >= first,
+    ]
+
+
 def _status_in(statuses: Collection[PartitionStatus]) -> ColumnElement[bool]:
     return _S.c.status.in_([status.value for status in statuses])
 
@@ -549,9 +572,7 @@ def _rewrite_spans(
             select(_S)
             .where(
                 *conditions,
-                _S.c.asset_key == asset_text,
-                _S.c.last_position >= ordered[0].first,
-                _S.c.first_position <= max(edit.last for edit in ordered),
+                *_overlapping(backfill_id, asset_text, ordered[0].first, max(e.last for e in ordered)),
             )
             .order_by(_S.c.first_position)
         )

@@ -118,12 +118,21 @@ class RunStore:
             conditions.append(runs.c.backfill_id.is_(None))
         return self._records(and_(*conditions), limit=limit, newest_first=False)
 
-    def count(self, *, backfill_id: str | None = None, statuses: Collection[RunStatus]) -> int:
-        conditions: list[Any] = [runs.c.status.in_([s.value for s in statuses])]
-        if backfill_id is not None:
-            conditions.append(runs.c.backfill_id == backfill_id)
+    def status_of(self, run_id: str) -> RunStatus | None:
+        """Just the status (one query; ``get`` reads assets and tags too)."""
         with self._database.read() as conn:
-            return int(conn.execute(select(func.count()).select_from(runs).where(*conditions)).scalar_one())
+            status = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar()
+        return None if status is None else RunStatus(status)
+
+    def exists(self, *, backfill_id: str, statuses: Collection[RunStatus]) -> bool:
+        """Whether the backfill has a run in one of ``statuses``: one index probe, not a count."""
+        query = (
+            select(runs.c.id)
+            .where(runs.c.backfill_id == backfill_id, runs.c.status.in_([s.value for s in statuses]))
+            .limit(1)
+        )
+        with self._database.read() as conn:
+            return conn.execute(query).first() is not None
 
     def active_counts(self) -> tuple[int, dict[str, int]]:
         """Runs holding a slot: in total, and per backfill (one GROUP BY)."""

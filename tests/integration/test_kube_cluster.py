@@ -182,10 +182,10 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     # A zombie (killed, not yet reaped) is gone as far as the test is concerned; so is one reaped
-    # between the two looks.
+    # between the two looks (the file is gone, or vanishes while it is read: ESRCH).
     try:
         return "zombie" not in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return False
 
 
