@@ -28,6 +28,7 @@ from control_plane.errors import BackfillNotFound, InvalidStateTransition, RunNo
 from control_plane.locations import CodeLocations
 from control_plane.records import (
     BackfillStatus,
+    PageCursor,
     PartitionSpan,
     RunEventRecord,
     RunFailureKind,
@@ -234,14 +235,14 @@ class ControlPlane(ControlPlaneService):
         tags: Mapping[str, str] | None = None,
         location: str | None = None,
         limit: int = 100,
-        created_before: datetime | None = None,
+        before: PageCursor | None = None,
     ) -> list[BackfillView]:
         records = self._backfills.list(
             statuses=list(statuses) or None,
             tags=tags,
             location=location,
             limit=limit,
-            before_created_at=created_before,
+            before=before,
         )
         return [
             BackfillView(
@@ -314,7 +315,7 @@ class ControlPlane(ControlPlaneService):
         include_backfill_runs: bool = True,
         location: str | None = None,
         limit: int = 100,
-        created_before: datetime | None = None,
+        before: PageCursor | None = None,
     ) -> list[RunRecord]:
         return self._runs.list(
             backfill_id=backfill_id,
@@ -323,7 +324,7 @@ class ControlPlane(ControlPlaneService):
             include_backfill_runs=include_backfill_runs,
             location=location,
             limit=limit,
-            before=created_before,
+            before=before,
         )
 
     def get_run(self, run_id: str) -> RunRecord:

@@ -118,6 +118,17 @@ class BackfillPartition:
 
 
 @dataclass(frozen=True, slots=True)
+class PageCursor:
+    """Where a newest-first page ended: the next page holds what is older, or as old with a smaller id.
+
+    Both parts, because many items share a timestamp (every run of one launch has the same one).
+    """
+
+    at: datetime
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
 class PartitionSpan:
     """Partitions of one asset of a backfill at positions ``first_position`` .. ``last_position``
     (both included) that share a status and a run: how progress is stored, so a range queued in one

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.automation import BackfillRequestSpec
 from control_plane.records import (
     BackfillStatus,
+    PageCursor,
     PartitionSpan,
     PartitionStatus,
     RunEventRecord,
@@ -62,9 +62,9 @@ class ControlPlaneService:
         tags: Mapping[str, str] | None = None,
         location: str | None = None,
         limit: int = 100,
-        created_before: datetime | None = None,
+        before: PageCursor | None = None,
     ) -> list[BackfillView]:
-        """Newest first; page with ``created_before`` = the last one's created_at."""
+        """Newest first; ``before`` is where the previous page ended."""
         raise NotImplementedError
 
     def cancel_backfill(self, backfill_id: str) -> BackfillView:
@@ -105,7 +105,7 @@ class ControlPlaneService:
         include_backfill_runs: bool = True,
         location: str | None = None,
         limit: int = 100,
-        created_before: datetime | None = None,
+        before: PageCursor | None = None,
     ) -> list[RunRecord]:
         raise NotImplementedError
 

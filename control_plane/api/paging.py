@@ -1,7 +1,8 @@
 """Page sizes and opaque page tokens of the list RPCs.
 
-A list page's token is the last item's ``created_at`` (the service pages with ``created_before``);
-a range page's token is an offset. Both are base64 so that clients treat them as opaque.
+A list page's token is the last item's time and id (the service pages with a ``PageCursor``: many
+items share a time, like the runs of one launch); a range page's token is an offset. Both are base64
+so that clients treat them as opaque.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import binascii
 from datetime import datetime
 
 from control_plane.api.status import BadRequest
+from control_plane.records import PageCursor
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -24,21 +26,22 @@ def page_size(requested: int, default: int = DEFAULT_PAGE_SIZE, maximum: int = M
     return min(requested or default, maximum)
 
 
-def encode_page_token(created_at: datetime) -> str:
-    """An opaque token for "items created before ``created_at``" (the last item of a page)."""
-    return _encode(created_at.isoformat())
+def encode_page_token(at: datetime, item_id: str) -> str:
+    """An opaque token for "the items after this one" (the last item of a page), newest first."""
+    return _encode(f"{at.isoformat()} {item_id}")
 
 
-def decode_page_token(token: str) -> datetime | None:
+def decode_page_token(token: str) -> PageCursor | None:
     if not token:
         return None
+    text, _, item_id = _decode(token).partition(" ")
     try:
-        created_at = datetime.fromisoformat(_decode(token))
+        at = datetime.fromisoformat(text)
     except ValueError as error:
         raise _not_ours(token) from error
-    if created_at.tzinfo is None:
+    if at.tzinfo is None or not item_id:
         raise _not_ours(token)
-    return created_at
+    return PageCursor(at, item_id)
 
 
 def encode_offset_token(offset: int) -> str:

@@ -109,12 +109,14 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
                 tags=dict(request.tags) or None,
                 location=request.location_name if request.HasField("location_name") else None,
                 limit=size + 1,
-                created_before=decode_page_token(request.page_token),
+                before=decode_page_token(request.page_token),
             )
             page = views[:size]
             return backfills_pb2.ListBackfillsResponse(
                 backfills=[backfill_to_proto(view) for view in page],
-                next_page_token=encode_page_token(page[-1].record.created_at) if len(views) > size else "",
+                next_page_token=encode_page_token(page[-1].record.created_at, page[-1].record.id)
+                if len(views) > size
+                else "",
             )
 
     def CancelBackfill(
@@ -199,12 +201,14 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
                 include_backfill_runs=backfill_id is not None or request.include_backfill_runs,
                 location=request.location_name if request.HasField("location_name") else None,
                 limit=size + 1,
-                created_before=decode_page_token(request.page_token),
+                before=decode_page_token(request.page_token),
             )
             page = runs[:size]
             return runs_pb2.ListRunsResponse(
                 runs=[run_to_proto(run) for run in page],
-                next_page_token=encode_page_token(page[-1].created_at) if len(runs) > size else "",
+                next_page_token=encode_page_token(page[-1].created_at, page[-1].id)
+                if len(runs) > size
+                else "",
             )
 
     def GetRun(
@@ -357,7 +361,9 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
             page = ticks[:size]
             return sensors_schedules_pb2.ListSensorTicksResponse(
                 ticks=[sensor_tick_to_proto(tick) for tick in page],
-                next_page_token=encode_page_token(page[-1].started_at) if len(ticks) > size else "",
+                next_page_token=encode_page_token(page[-1].started_at, page[-1].id)
+                if len(ticks) > size
+                else "",
             )
 
     def ListSchedules(
@@ -428,7 +434,9 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
             page = ticks[:size]
             return sensors_schedules_pb2.ListScheduleTicksResponse(
                 ticks=[schedule_tick_to_proto(tick) for tick in page],
-                next_page_token=encode_page_token(page[-1].started_at) if len(ticks) > size else "",
+                next_page_token=encode_page_token(page[-1].started_at, page[-1].id)
+                if len(ticks) > size
+                else "",
             )
 
     def _automation(self, context: grpc.ServicerContext) -> AutomationService:

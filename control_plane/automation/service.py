@@ -17,6 +17,7 @@ from control_plane.automation.evaluation import InstigatorEvaluator
 from control_plane.automation.timing import next_schedule_time, next_sensor_tick_at
 from control_plane.errors import InvalidBackfillRequest, LocationUnavailable
 from control_plane.locations import CodeLocations
+from control_plane.records import PageCursor
 from control_plane.storage import InstigatorStore
 from control_plane.storage.instigators import (
     InstigatorRef,
@@ -100,7 +101,7 @@ class AutomationService:
         *,
         statuses: Collection[TickStatus] = (),
         limit: int = 100,
-        before: datetime | None = None,
+        before: PageCursor | None = None,
     ) -> list[TickRecord]:
         where, _ = self._find_sensor(location, name)
         ref = InstigatorRef(where, InstigatorType.SENSOR, name)
@@ -142,7 +143,7 @@ class AutomationService:
         *,
         statuses: Collection[TickStatus] = (),
         limit: int = 100,
-        before: datetime | None = None,
+        before: PageCursor | None = None,
     ) -> list[TickRecord]:
         where, _ = self._find_schedule(location, name)
         ref = InstigatorRef(where, InstigatorType.SCHEDULE, name)

@@ -14,10 +14,11 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, ColumnElement, Connection, String, Table, any_, literal, text
+from sqlalchemy import Column, ColumnElement, Connection, String, Table, and_, any_, literal, or_, text
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from code_server.asset_key import AssetKey
+from control_plane.records import PageCursor
 
 _T = TypeVar("_T")
 
@@ -50,6 +51,11 @@ def matching(connection: Connection, column: Column[Any], values: Sequence[str])
     if connection.dialect.name == "postgresql":
         return [column == any_(literal(list(values), ARRAY(String())))]
     return [column.in_(chunk) for chunk in chunks(values)]
+
+
+def after_cursor(at: Column[Any], id_: Column[Any], cursor: PageCursor) -> ColumnElement[bool]:
+    """Rows after ``cursor`` in (at, id) descending order: the next newest-first page."""
+    return or_(at < cursor.at, and_(at == cursor.at, id_ < cursor.id))
 
 
 def insert_rows(

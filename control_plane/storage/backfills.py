@@ -19,11 +19,12 @@ from control_plane.records import (
     BackfillPartition,
     BackfillRecord,
     BackfillStatus,
+    PageCursor,
     PartitionSpan,
     PartitionStatus,
 )
 from control_plane.storage._spans import Edit, Span, intervals, rewrite, spans_of
-from control_plane.storage._sql import chunks, insert_columns, insert_rows, key_of, key_text
+from control_plane.storage._sql import after_cursor, chunks, insert_columns, insert_rows, key_of, key_text
 from control_plane.storage.database import Database
 from control_plane.storage.errors import BackfillAlreadyExists, NotFound
 from control_plane.storage.schema import (
@@ -124,16 +125,16 @@ class BackfillStore:
         tags: Mapping[str, str] | None = None,
         location: str | None = None,
         limit: int = 100,
-        before_created_at: datetime | None = None,
+        before: PageCursor | None = None,
     ) -> builtins.list[BackfillRecord]:
-        """Newest first."""
+        """Newest first; ``before`` is where the previous page ended."""
         conditions: builtins.list[ColumnElement[bool]] = []
         if statuses:
             conditions.append(backfills.c.status.in_([status.value for status in statuses]))
         if location:
             conditions.append(backfills.c.location == location)
-        if before_created_at is not None:
-            conditions.append(backfills.c.created_at < before_created_at)
+        if before is not None:
+            conditions.append(after_cursor(backfills.c.created_at, backfills.c.id, before))
         for key, value in (tags or {}).items():
             tagged = select(backfill_tags.c.backfill_id).where(
                 backfill_tags.c.key == key, backfill_tags.c.value == value
@@ -437,7 +438,7 @@ class BackfillStore:
             rows = conn.execute(
                 select(backfills)
                 .where(condition)
-                .order_by(backfills.c.created_at.desc(), backfills.c.id)
+                .order_by(backfills.c.created_at.desc(), backfills.c.id.desc())
                 .limit(limit)
             ).all()
             ids = [row.id for row in rows]

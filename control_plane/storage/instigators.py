@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from control_plane.storage._sql import chunks
+from control_plane.records import PageCursor
+from control_plane.storage._sql import after_cursor, chunks
 from control_plane.storage.database import Database
 from control_plane.storage.schema import instigator_state, instigator_tick_targets, instigator_ticks
 
@@ -214,14 +215,14 @@ class InstigatorStore:
         *,
         statuses: Collection[TickStatus] = (),
         limit: int = 100,
-        before: datetime | None = None,
+        before: PageCursor | None = None,
     ) -> builtins.list[TickRecord]:
-        """Newest first; page with ``before`` = the last one's ``started_at``."""
+        """Newest first; ``before`` is where the previous page ended (``started_at`` and id)."""
         conditions: builtins.list[Any] = list(_tick_key(ref))
         if statuses:
             conditions.append(_T.c.status.in_([status.value for status in statuses]))
         if before is not None:
-            conditions.append(_T.c.started_at < before)
+            conditions.append(after_cursor(_T.c.started_at, _T.c.id, before))
         return self._ticks(and_(*conditions), limit=limit)
 
     def latest_tick(self, ref: InstigatorRef) -> TickRecord | None:

@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError
 
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
-from control_plane.records import RunFailureKind, RunRecord, RunStatus
-from control_plane.storage._sql import chunks, insert_columns, key_of, key_text
+from control_plane.records import PageCursor, RunFailureKind, RunRecord, RunStatus
+from control_plane.storage._sql import after_cursor, chunks, insert_columns, key_of, key_text
 from control_plane.storage.database import Database
 from control_plane.storage.errors import RunAlreadyExists, RunKeyAlreadyUsed
 from control_plane.storage.schema import run_assets, run_tags, runs
@@ -85,9 +85,9 @@ class RunStore:
         include_backfill_runs: bool = True,
         location: str | None = None,
         limit: int = 100,
-        before: datetime | None = None,
+        before: PageCursor | None = None,
     ) -> builtins.list[RunRecord]:
-        """Newest first."""
+        """Newest first; ``before`` is where the previous page ended."""
         conditions: list[Any] = []
         if backfill_id is not None:
             conditions.append(runs.c.backfill_id == backfill_id)
@@ -98,7 +98,7 @@ class RunStore:
         if location:
             conditions.append(runs.c.location == location)
         if before is not None:
-            conditions.append(runs.c.created_at < before)
+            conditions.append(after_cursor(runs.c.created_at, runs.c.id, before))
         for key, value in (tags or {}).items():
             conditions.append(
                 runs.c.id.in_(

@@ -18,6 +18,7 @@ from control_plane.records import (
     BackfillPartition,
     BackfillRecord,
     BackfillStatus,
+    PageCursor,
     PartitionSpan,
     PartitionStatus,
 )
@@ -160,7 +161,20 @@ def test_list_is_newest_first_and_filters_by_status_location_and_time(
         "bf0",
     ]
     assert [r.id for r in store.list(location="other")] == ["bf2"]
-    assert [r.id for r in store.list(before_created_at=t0 + timedelta(hours=2))] == ["bf1", "bf0"]
+    assert [r.id for r in store.list(before=PageCursor(t0 + timedelta(hours=2), "bf2"))] == ["bf1", "bf0"]
+
+
+def test_backfills_launched_at_one_instant_page_by_id(
+    store: BackfillStore, make_backfill: MakeBackfill
+) -> None:
+    for index in range(5):
+        store.create(make_backfill(f"bf{index}"), [], request=_request())
+    first = store.list(limit=3)
+    assert [r.id for r in first] == ["bf4", "bf3", "bf2"]
+    assert [r.id for r in store.list(limit=3, before=PageCursor(first[-1].created_at, first[-1].id))] == [
+        "bf1",
+        "bf0",
+    ]
 
 
 def test_list_filters_by_every_given_tag(store: BackfillStore, make_backfill: MakeBackfill) -> None:

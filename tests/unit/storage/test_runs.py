@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.automation import BackfillRequestSpec
-from control_plane.records import BackfillRecord, RunRecord, RunStatus
+from control_plane.records import BackfillRecord, PageCursor, RunRecord, RunStatus
 from control_plane.storage import BackfillStore, Database, RunAlreadyExists, RunKeyAlreadyUsed, RunStore
 
 MakeRun = Callable[..., RunRecord]
@@ -103,7 +103,22 @@ def test_list_filters_and_orders_newest_first(
     assert _ids(store.list(include_backfill_runs=False)) == ["new"]
     assert _ids(store.list(statuses=[S.QUEUED])) == ["new", "mid"]
     assert _ids(store.list(location="other")) == ["new"]
-    assert _ids(store.list(before=t0 + timedelta(minutes=2))) == ["mid", "old"]
+    assert _ids(store.list(before=PageCursor(t0 + timedelta(minutes=2), "new"))) == ["mid", "old"]
+
+
+def test_pages_of_runs_created_at_one_instant_hold_every_run_once(store: RunStore, make_run: MakeRun) -> None:
+    """The runs of one launch share created_at: the page cursor must tell them apart by id."""
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    store.create_many([make_run(f"run-{index:03d}", created_at=t0) for index in range(25)])
+    seen: list[str] = []
+    before = None
+    while True:
+        page = store.list(limit=10, before=before)
+        if not page:
+            break
+        seen += _ids(page)
+        before = PageCursor(page[-1].created_at, page[-1].id)
+    assert seen == [f"run-{index:03d}" for index in reversed(range(25))]
 
 
 def test_list_filters_by_every_given_tag(store: RunStore, make_run: MakeRun) -> None:
