@@ -13,12 +13,13 @@ import threading
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
+from itertools import islice
 
 from code_server.asset_key import AssetKey
 from code_server.wire.automation import BackfillRequestSpec
 from control_plane.backfills.planning import BackfillPlan, BackfillPlanner
 from control_plane.backfills.run_planning import PlannedRun
-from control_plane.backfills.targets import AssetTarget, resolve_target
+from control_plane.backfills.targets import resolve_target
 from control_plane.errors import BackfillNotFound, InvalidStateTransition, LocationUnavailable
 from control_plane.locations import CodeLocations
 from control_plane.records import (
@@ -35,6 +36,8 @@ from control_plane.views import BackfillPlanView, LaunchOptions, PlannedRunView
 logger = logging.getLogger("partita.control_plane.backfills")
 
 BACKFILL_ID_TAG = "partita/backfill_id"
+#: Runs a launch plans and writes at a time.
+_LAUNCH_BATCH = 1000
 _UNFINISHED_PARTITIONS = (PartitionStatus.PENDING, PartitionStatus.QUEUED, PartitionStatus.RUNNING)
 _UNFINISHED_RUNS = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING)
 
@@ -100,8 +103,8 @@ class BackfillEngine:
         now = self._clock()
         target = resolve_target(graph, spec, now)
         planner = BackfillPlanner(graph, target.asset_keys)
-        plan = planner.plan_launch(target.partitions)
         if options.dry_run:
+            plan = planner.plan_launch(target.partitions)
             return BackfillPlanView(
                 partitions_by_asset={key: tuple(part.keys()) for key, part in target.partitions.items()},
                 runs=tuple(PlannedRunView(run.asset_keys, run.partition_range) for run in plan.runs),
@@ -122,7 +125,8 @@ class BackfillEngine:
             priority=options.priority,
             origin=options.origin,
         )
-        runs = self._run_records(record, plan.runs, now)
+        ready = planner.launch_ready_assets()
+        queued = 0
         try:
             with self._database.transaction() as connection:
                 self._backfills.create(
@@ -130,10 +134,22 @@ class BackfillEngine:
                     request=spec,
                     request_id=options.request_id,
                     connection=connection,
-                    spans=_launch_spans(target.partitions, _run_spans(runs, plan.runs)),
+                    # Assets that wait for parents are pending throughout; the others are all in runs.
+                    spans=[
+                        PartitionSpan(key, first, last)
+                        for key, part in target.partitions.items()
+                        if key not in ready
+                        for first, last in part.intervals
+                    ],
                     key_spaces={key: part.key_space for key, part in target.partitions.items()},
                 )
-                self._runs.create_many(runs, connection=connection)
+                # In batches: a launch holds one batch of runs in memory, however many it queues.
+                planned = planner.launch_runs(target.partitions)
+                while batch := list(islice(planned, _LAUNCH_BATCH)):
+                    runs = self._run_records(record, batch, now)
+                    self._runs.create_many(runs, connection=connection)
+                    self._backfills.add_spans(record.id, _run_spans(runs, batch), connection=connection)
+                    queued += len(runs)
         except BackfillAlreadyExists:
             raced = self._backfills.find_by_request_id(options.request_id) if options.request_id else None
             if raced is None:
@@ -144,7 +160,7 @@ class BackfillEngine:
             backfill_id,
             target.partition_count,
             len(target.asset_keys),
-            len(runs),
+            queued,
         )
         self._wake()
         return backfill_id
@@ -390,28 +406,3 @@ def _run_spans(runs: Sequence[RunRecord], planned: Sequence[PlannedRun]) -> list
         for run, plan in zip(runs, planned, strict=True)
         for asset_key in plan.asset_keys
     ]
-
-
-def _launch_spans(
-    targets: Mapping[AssetKey, AssetTarget], queued: Sequence[PartitionSpan]
-) -> list[PartitionSpan]:
-    """Every partition of the backfill: the queued spans, and pending spans over the rest."""
-    queued_by_asset: dict[AssetKey, list[PartitionSpan]] = {}
-    for span in queued:
-        queued_by_asset.setdefault(span.asset_key, []).append(span)
-    spans: list[PartitionSpan] = []
-    for asset_key, target in targets.items():
-        runs = sorted(queued_by_asset.get(asset_key, ()), key=lambda span: span.first_position)
-        index = 0
-        for first, last in target.intervals:
-            cursor = first
-            while index < len(runs) and runs[index].first_position <= last:
-                run = runs[index]
-                if run.first_position > cursor:
-                    spans.append(PartitionSpan(asset_key, cursor, run.first_position - 1))
-                spans.append(run)
-                cursor = run.last_position + 1
-                index += 1
-            if cursor <= last:
-                spans.append(PartitionSpan(asset_key, cursor, last))
-    return spans

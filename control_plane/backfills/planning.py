@@ -7,14 +7,14 @@ their own children candidates in turn. The caller supplies statuses and writes t
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
 from code_server.asset_graph import AssetGraph
 from code_server.asset_key import AssetKey
 from control_plane.backfills.readiness import PartitionRows, downstream_candidates, evaluate_unit
-from control_plane.backfills.run_planning import PlannedRun, ReadySegment, plan_runs, plan_segment_runs
+from control_plane.backfills.run_planning import PlannedRun, ReadySegment, plan_runs, segment_runs
 from control_plane.backfills.targets import AssetTarget
 from control_plane.backfills.units import ExecutionUnit, execution_units
 from control_plane.records import PartitionStatus
@@ -40,30 +40,39 @@ class BackfillPlanner:
         return self._units
 
     def plan_launch(self, targets: Mapping[AssetKey, AssetTarget]) -> BackfillPlan:
-        """The first runs of a new backfill, where every partition is still pending.
+        """The first runs of a new backfill, where every partition is still pending (see ``launch_runs``)."""
+        return BackfillPlan(runs=list(self.launch_runs(targets)))
+
+    def launch_runs(self, targets: Mapping[AssetKey, AssetTarget]) -> Iterator[PlannedRun]:
+        """The first runs of a new backfill, one at a time, so a caller can write them in batches.
 
         Equivalent to ``plan_everything`` on all-pending partitions, without per-key readiness
         checks: a unit whose first asset has no parent in the backfill is ready at every position
         (its own assets run together), and any other unit waits for its parents. It works on
-        position intervals, so its cost is the runs it plans, not the partitions.
+        position intervals, so its cost is the runs it plans, not the partitions. Every partition
+        of an asset in ``launch_ready_assets`` is in exactly one of these runs.
         """
-        plan = BackfillPlan()
         for unit in self._units:
-            founder_parents = [p for p in self._graph.parents(unit.asset_keys[0]) if p in self._assets]
-            if founder_parents:
+            if not self._ready_at_launch(unit):
                 continue
             present = [key for key in unit.asset_keys if key in targets]
             for segment in _segments({key: targets[key].intervals for key in present}):
                 key_space = targets[segment.asset_keys[0]].key_space
-                plan.runs.extend(
-                    plan_segment_runs(
-                        [segment],
-                        unit.backfill_policy,
-                        partitioned=unit.partitions_def is not None,
-                        key_at=key_space.key_at,
-                    )
+                yield from segment_runs(
+                    segment,
+                    unit.backfill_policy,
+                    partitioned=unit.partitions_def is not None,
+                    key_at=key_space.key_at,
                 )
-        return plan
+
+    def launch_ready_assets(self) -> frozenset[AssetKey]:
+        """The assets ``launch_runs`` queues; the others wait for their parents."""
+        return frozenset(
+            key for unit in self._units if self._ready_at_launch(unit) for key in unit.asset_keys
+        )
+
+    def _ready_at_launch(self, unit: ExecutionUnit) -> bool:
+        return not any(parent in self._assets for parent in self._graph.parents(unit.asset_keys[0]))
 
     def plan_everything(self, partitions: PartitionRows) -> BackfillPlan:
         """Consider every pending partition (at launch, on retry or resume, after a restart)."""

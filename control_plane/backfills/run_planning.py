@@ -7,7 +7,7 @@ for all its partitions, so a stretch also breaks where that set changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from code_server.asset_key import AssetKey
@@ -75,29 +75,23 @@ def plan_runs(
     return runs
 
 
-def plan_segment_runs(
-    segments: Sequence[ReadySegment],
+def segment_runs(
+    segment: ReadySegment,
     policy: BackfillPolicy | None,
     *,
     partitioned: bool,
     key_at: Callable[[int], str],
-) -> list[PlannedRun]:
-    """``plan_runs`` for ready positions given as segments (sorted, disjoint): the cost is the runs
+) -> Iterator[PlannedRun]:
+    """``plan_runs`` for ready positions given as a segment, one run at a time: the cost is the runs
     planned, not the partitions, so one run over ten years is one step."""
-    runs: list[PlannedRun] = []
-    for segment in segments:
-        if not partitioned:
-            runs.extend(
-                PlannedRun(segment.asset_keys, None, position, position)
-                for position in range(segment.first, segment.last + 1)
-            )
-            continue
-        limit = _limit(policy, segment.last - segment.first + 1)
-        for first in range(segment.first, segment.last + 1, limit):
-            last = min(first + limit - 1, segment.last)
-            key_range = PartitionKeyRange(key_at(first), key_at(last))
-            runs.append(PlannedRun(segment.asset_keys, key_range, first, last))
-    return runs
+    if not partitioned:
+        for position in range(segment.first, segment.last + 1):
+            yield PlannedRun(segment.asset_keys, None, position, position)
+        return
+    limit = _limit(policy, segment.last - segment.first + 1)
+    for first in range(segment.first, segment.last + 1, limit):
+        last = min(first + limit - 1, segment.last)
+        yield PlannedRun(segment.asset_keys, PartitionKeyRange(key_at(first), key_at(last)), first, last)
 
 
 def _limit(policy: BackfillPolicy | None, available: int) -> int:

@@ -97,16 +97,23 @@ class BackfillStore:
                 conn.execute(
                     insert(_K), [_key_space_row(record.id, key, space) for key, space in spaces.items()]
                 )
+            self.add_spans(record.id, span_list, connection=conn)
+
+    def add_spans(
+        self, backfill_id: str, spans: Sequence[PartitionSpan], *, connection: Connection | None = None
+    ) -> None:
+        """Insert spans over positions the backfill has no span at yet (what a launch writes)."""
+        with self._database.connect(connection) as conn:
             insert_columns(
                 conn,
                 _S,
                 {
-                    "backfill_id": [record.id] * len(span_list),
-                    "asset_key": [key_text(span.asset_key) for span in span_list],
-                    "first_position": [span.first_position for span in span_list],
-                    "last_position": [span.last_position for span in span_list],
-                    "status": [span.status.value for span in span_list],
-                    "run_id": [span.run_id for span in span_list],
+                    "backfill_id": [backfill_id] * len(spans),
+                    "asset_key": [key_text(span.asset_key) for span in spans],
+                    "first_position": [span.first_position for span in spans],
+                    "last_position": [span.last_position for span in spans],
+                    "status": [span.status.value for span in spans],
+                    "run_id": [span.run_id for span in spans],
                 },
             )
 

@@ -261,6 +261,14 @@ def test_launch_fast_path_plans_exactly_what_full_planning_plans(
         planner.plan_launch(target.partitions).runs
         == planner.plan_everything(InMemoryPartitionRows(rows_of(target))).runs
     )
+    # What the launch writes as queued spans: each partition of a ready asset in exactly one run.
+    covered: dict[AssetKey, list[int]] = {}
+    for run in planner.launch_runs(target.partitions):
+        for asset_key in run.asset_keys:
+            covered.setdefault(asset_key, []).extend(range(run.first_position, run.last_position + 1))
+    assert set(covered) == planner.launch_ready_assets()
+    for asset_key, positions in covered.items():
+        assert sorted(positions) == [p for _, p in target.partitions[asset_key].positioned()]
 
 
 def test_positions_follow_the_definition_for_ranges_and_scattered_keys() -> None:
