@@ -290,12 +290,12 @@ class BackfillEngine:
 
     def check_completion(self, backfill_id: str) -> BackfillStatus | None:
         """End the backfill when nothing is left to run; returns the final status if it ended."""
-        record = self._backfills.get(backfill_id)
-        if record is None or record.status not in (BackfillStatus.RUNNING, BackfillStatus.CANCELING):
+        status = self._backfills.status_of(backfill_id)
+        if status not in (BackfillStatus.RUNNING, BackfillStatus.CANCELING):
             return None
         if self._runs.exists(backfill_id=backfill_id, statuses=_UNFINISHED_RUNS):
             return None
-        if record.status is BackfillStatus.CANCELING:
+        if status is BackfillStatus.CANCELING:
             final = BackfillStatus.CANCELED
         else:
             if self._backfills.has_partitions(backfill_id, statuses=_UNFINISHED_PARTITIONS):

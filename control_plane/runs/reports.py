@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from code_server.asset_key import AssetKey
@@ -77,6 +77,7 @@ class RunReportHandler:
     """Applies reports in order: statuses first, then the mark that makes a resend a duplicate."""
 
     def __init__(self, database: Database, *, on_applied: Callable[[AppliedReports], None]) -> None:
+        self._database = database
         self._runs = RunStore(database)
         self._backfills = BackfillStore(database)
         self._asset_status = AssetStatusStore(database)
@@ -84,9 +85,23 @@ class RunReportHandler:
         self._on_applied = on_applied
 
     def apply(self, reports: Sequence[RunReport]) -> AppliedReports:
+        """Apply the batch in one transaction (all of it or none: a worker resends what failed)."""
         applied = AppliedReports()
+        with self._database.unit_of_work():
+            self._apply_each(reports, applied)
+        if applied.accepted:
+            self._on_applied(applied)
+        return applied
+
+    def _apply_each(self, reports: Sequence[RunReport], applied: AppliedReports) -> None:
+        # A batch is mostly one run's reports: read each run once, keep its status current, and
+        # append its event log lines once at the end.
+        runs: dict[str, RunRecord | None] = {}
+        logs: dict[str, list[LogEntry]] = {}
         for report in reports:
-            run = self._runs.get(report.run_id)
+            if report.run_id not in runs:
+                runs[report.run_id] = self._runs.get(report.run_id)
+            run = runs[report.run_id]
             if run is None:
                 logger.warning("Report for unknown run %s ignored", report.run_id)
                 continue
@@ -96,11 +111,13 @@ class RunReportHandler:
             elif isinstance(report, PartitionOutcomeReport):
                 log = self._partition_outcome(run, report, effects)
             else:
+                # The run's error names its first failed asset, read from the log: write it first.
+                self._events.append(run.id, logs.pop(run.id, []))
                 log = self._finished(run, report, effects)
             if not self._events.mark_reported(report.run_id, report.event_id):
                 applied.duplicates += 1  # applied before; doing it again changed nothing
                 continue
-            self._events.append(run.id, log)
+            logs.setdefault(run.id, []).extend(log)
             applied.accepted += 1
             for backfill_id, changes in effects.changes.items():
                 for asset_key, keys in changes.items():
@@ -109,9 +126,9 @@ class RunReportHandler:
             latest = self._runs.status_of(run.id)
             if latest is not None:
                 applied.run_statuses[run.id] = latest
-        if applied.accepted:
-            self._on_applied(applied)
-        return applied
+                runs[run.id] = replace(run, status=latest)
+        for run_id, entries in logs.items():
+            self._events.append(run_id, entries)
 
     def fail_run(
         self,

@@ -121,6 +121,12 @@ class BackfillStore:
         found = self._records(backfills.c.id == backfill_id, limit=1)
         return found[0] if found else None
 
+    def status_of(self, backfill_id: str) -> BackfillStatus | None:
+        """Just the status (one query; ``get`` reads assets and tags too)."""
+        with self._database.read() as conn:
+            status = conn.execute(select(backfills.c.status).where(backfills.c.id == backfill_id)).scalar()
+        return None if status is None else BackfillStatus(status)
+
     def find_by_request_id(self, request_id: str) -> BackfillRecord | None:
         found = self._records(backfills.c.request_id == request_id, limit=1)
         return found[0] if found else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,6 +61,10 @@ class Database:
     def __init__(self, engine: Engine, *, clock: Clock = utc_now) -> None:
         self._engine = engine
         self.clock = clock
+        #: The connection of this thread's ``unit_of_work``, which store calls without one join.
+        self._ambient: ContextVar[Connection | None] = ContextVar(
+            f"partita_unit_of_work_{id(self)}", default=None
+        )
 
     @classmethod
     def open(cls, url: str = DEFAULT_DATABASE_URL, *, clock: Clock = utc_now) -> Database:
@@ -93,13 +98,31 @@ class Database:
         """A write transaction, committed when the block ends without an exception.
 
         Given the ``connection`` of an enclosing transaction, joins it instead, so store methods
-        can be grouped by their caller.
+        can be grouped by their caller; inside a ``unit_of_work`` it joins that.
         """
-        if connection is not None:
-            yield connection
+        joining = connection if connection is not None else self._ambient.get()
+        if joining is not None:
+            yield joining
             return
         with self._engine.begin() as joined:
             yield joined
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Connection]:
+        """One transaction for every store call this thread makes inside the block, reads included.
+
+        For a caller that makes many small calls (applying a batch of run reports): one commit
+        instead of one per call, and all or nothing. Nested units join the outer one.
+        """
+        with self.transaction() as connection:
+            if self._ambient.get() is not None:
+                yield connection
+                return
+            token = self._ambient.set(connection)
+            try:
+                yield connection
+            finally:
+                self._ambient.reset(token)
 
     @contextmanager
     def connect(self, connection: Connection | None = None) -> Iterator[Connection]:
@@ -109,9 +132,10 @@ class Database:
 
     @contextmanager
     def read(self, connection: Connection | None = None) -> Iterator[Connection]:
-        """A read-only transaction on one snapshot; joins ``connection`` when given."""
-        if connection is not None:
-            yield connection
+        """A read-only transaction on one snapshot; joins ``connection`` (or the unit of work) when given."""
+        joining = connection if connection is not None else self._ambient.get()
+        if joining is not None:
+            yield joining
             return
         with self._engine.connect() as opened:
             opened.execution_options(**{_READ_ONLY: True})

@@ -33,7 +33,8 @@ class RunEventStore:
         now = self._database.clock()
         for attempt in range(_ATTEMPTS):
             try:
-                with self._database.transaction() as conn:
+                # A savepoint, so that a retry also works inside a caller's transaction.
+                with self._database.transaction() as conn, conn.begin_nested():
                     if self._database.dialect == "postgresql":
                         # Writers to one run take turns (SQLite's BEGIN IMMEDIATE already serializes).
                         conn.execute(

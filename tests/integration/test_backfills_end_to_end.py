@@ -198,6 +198,10 @@ def test_watching_partition_changes_replays_the_backfill_partition_by_partition(
                 seen.setdefault(key, []).append(final[key])
     days = [f"2024-03-0{day}" for day in range(1, 5)]
     assert final == {(asset, day): PartitionStatus.MATERIALIZED for asset in "abc" for day in days}
-    # And the stream followed them on their way: queued or running before materialized.
-    assert all(statuses[-1] is PartitionStatus.MATERIALIZED for statuses in seen.values())
-    assert any(PartitionStatus.RUNNING in statuses for statuses in seen.values())
+    # And the stream followed them on their way: running (when a watch message fell between the
+    # run's start and its outcome, which a fast run may not leave time for), then materialized.
+    progression = {
+        (PartitionStatus.MATERIALIZED,),
+        (PartitionStatus.RUNNING, PartitionStatus.MATERIALIZED),
+    }
+    assert all(tuple(dict.fromkeys(statuses)) in progression for statuses in seen.values()), seen

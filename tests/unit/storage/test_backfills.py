@@ -83,6 +83,13 @@ def test_a_created_backfill_reads_back_as_written(store: BackfillStore, make_bac
 
 def test_an_unknown_backfill_is_none(store: BackfillStore) -> None:
     assert store.get("nope") is None
+    assert store.status_of("nope") is None
+
+
+def test_status_of_reads_the_status_alone(store: BackfillStore, launched: BackfillRecord) -> None:
+    assert store.status_of("bf") is launched.status
+    store.update_status("bf", BackfillStatus.PAUSED)
+    assert store.status_of("bf") is BackfillStatus.PAUSED
 
 
 def test_a_duplicate_backfill_id_is_refused_and_writes_nothing_more(
