@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -55,6 +56,32 @@ def test_a_failed_transaction_writes_nothing(database: Database) -> None:
 def test_a_joined_transaction_commits_with_its_owner(database: Database) -> None:
     with database.transaction() as outer, database.transaction(outer) as inner:
         assert inner is outer
+
+
+def test_a_unit_of_work_groups_store_calls_into_one_transaction(database: Database) -> None:
+    cursors = DaemonCursorStore(database)
+    with pytest.raises(RuntimeError), database.unit_of_work():
+        cursors.set("first", "1")
+        assert cursors.get("first") == "1"  # reads inside see the unit's own writes
+        with database.unit_of_work():  # a nested unit joins the outer one
+            cursors.set("second", "2")
+        raise RuntimeError("abort")
+    assert (cursors.get("first"), cursors.get("second")) == (None, None)
+    with database.unit_of_work():
+        cursors.set("first", "1")
+    assert cursors.get("first") == "1"
+
+
+def test_a_unit_of_work_belongs_to_its_thread(database: Database) -> None:
+    """Another thread's store calls keep their own transactions while a unit is open."""
+    cursors = DaemonCursorStore(database)
+    seen: list[str | None] = []
+    with database.unit_of_work():
+        cursors.set("mine", "1")
+        thread = threading.Thread(target=lambda: seen.append(cursors.get("mine")))
+        thread.start()
+        thread.join()
+    assert seen == [None]  # not committed yet when the other thread looked
 
 
 def test_timestamps_come_back_aware_in_utc(database: Database) -> None:
