@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from control_plane.api.status import BadRequest
 from control_plane.records import PageCursor
+
+T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -24,6 +28,17 @@ def page_size(requested: int, default: int = DEFAULT_PAGE_SIZE, maximum: int = M
     if requested < 0:
         raise BadRequest(f"page_size must be 0 (the default, {default}) or more, not {requested}.")
     return min(requested or default, maximum)
+
+
+def paged(
+    items: Sequence[T], size: int, cursor: Callable[[T], tuple[datetime, str]]
+) -> tuple[Sequence[T], str]:
+    """The page of ``items`` (fetched as ``size + 1``, newest first) and the token of the next one.
+
+    ``cursor`` gives an item's time and id, what the next page resumes after; no token on the last page.
+    """
+    page = items[:size]
+    return page, encode_page_token(*cursor(page[-1])) if len(items) > size else ""
 
 
 def encode_page_token(at: datetime, item_id: str) -> str:

@@ -7,7 +7,7 @@ status codes through ``control_plane.api.status``, and list RPCs page through ``
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import NoReturn
 
 import grpc
@@ -46,12 +46,13 @@ from control_plane.api.paging import (
     decode_offset_token,
     decode_page_token,
     encode_offset_token,
-    encode_page_token,
     page_size,
+    paged,
 )
 from control_plane.api.status import BadRequest, StatusOnError, parsed, required
 from control_plane.automation import AutomationDaemon, AutomationService
 from control_plane.service import ControlPlaneService
+from control_plane.storage.instigators import TickRecord
 from control_plane.views import BackfillPlanView
 from partita.controlplane.v1 import (
     backfills_pb2,
@@ -111,12 +112,9 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
                 limit=size + 1,
                 before=decode_page_token(request.page_token),
             )
-            page = views[:size]
+            page, token = paged(views, size, lambda view: (view.record.created_at, view.record.id))
             return backfills_pb2.ListBackfillsResponse(
-                backfills=[backfill_to_proto(view) for view in page],
-                next_page_token=encode_page_token(page[-1].record.created_at, page[-1].record.id)
-                if len(views) > size
-                else "",
+                backfills=[backfill_to_proto(view) for view in page], next_page_token=token
             )
 
     def CancelBackfill(
@@ -203,13 +201,8 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
                 limit=size + 1,
                 before=decode_page_token(request.page_token),
             )
-            page = runs[:size]
-            return runs_pb2.ListRunsResponse(
-                runs=[run_to_proto(run) for run in page],
-                next_page_token=encode_page_token(page[-1].created_at, page[-1].id)
-                if len(runs) > size
-                else "",
-            )
+            page, token = paged(runs, size, lambda run: (run.created_at, run.id))
+            return runs_pb2.ListRunsResponse(runs=[run_to_proto(run) for run in page], next_page_token=token)
 
     def GetRun(
         self, request: runs_pb2.GetRunRequest, context: grpc.ServicerContext
@@ -350,20 +343,11 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         automation = self._automation(context)
         with StatusOnError(context, "ListSensorTicks"):
             name = required(request.sensor_name, "sensor_name")
-            size = page_size(request.page_size)
-            ticks = automation.sensor_ticks(
-                request.location_name,
-                name,
-                statuses=parsed(lambda: [tick_status_from_proto(s) for s in request.statuses]),
-                limit=size + 1,
-                before=decode_page_token(request.page_token),
+            page, token = _tick_page(
+                request, lambda **query: automation.sensor_ticks(request.location_name, name, **query)
             )
-            page = ticks[:size]
             return sensors_schedules_pb2.ListSensorTicksResponse(
-                ticks=[sensor_tick_to_proto(tick) for tick in page],
-                next_page_token=encode_page_token(page[-1].started_at, page[-1].id)
-                if len(ticks) > size
-                else "",
+                ticks=[sensor_tick_to_proto(tick) for tick in page], next_page_token=token
             )
 
     def ListSchedules(
@@ -423,20 +407,11 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         automation = self._automation(context)
         with StatusOnError(context, "ListScheduleTicks"):
             name = required(request.schedule_name, "schedule_name")
-            size = page_size(request.page_size)
-            ticks = automation.schedule_ticks(
-                request.location_name,
-                name,
-                statuses=parsed(lambda: [tick_status_from_proto(s) for s in request.statuses]),
-                limit=size + 1,
-                before=decode_page_token(request.page_token),
+            page, token = _tick_page(
+                request, lambda **query: automation.schedule_ticks(request.location_name, name, **query)
             )
-            page = ticks[:size]
             return sensors_schedules_pb2.ListScheduleTicksResponse(
-                ticks=[schedule_tick_to_proto(tick) for tick in page],
-                next_page_token=encode_page_token(page[-1].started_at, page[-1].id)
-                if len(ticks) > size
-                else "",
+                ticks=[schedule_tick_to_proto(tick) for tick in page], next_page_token=token
             )
 
     def _automation(self, context: grpc.ServicerContext) -> AutomationService:
@@ -445,6 +420,20 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         if not isinstance(daemon, AutomationDaemon):
             _unimplemented(context, "Sensors and schedules")
         return daemon.service
+
+
+def _tick_page(
+    request: sensors_schedules_pb2.ListSensorTicksRequest | sensors_schedules_pb2.ListScheduleTicksRequest,
+    list_ticks: Callable[..., Sequence[TickRecord]],
+) -> tuple[Sequence[TickRecord], str]:
+    """One page of a sensor's or schedule's ticks, newest first, and the next page's token."""
+    size = page_size(request.page_size)
+    ticks = list_ticks(
+        statuses=parsed(lambda: [tick_status_from_proto(s) for s in request.statuses]),
+        limit=size + 1,
+        before=decode_page_token(request.page_token),
+    )
+    return paged(ticks, size, lambda tick: (tick.started_at, tick.id))
 
 
 def _unimplemented(context: grpc.ServicerContext, rpc: str) -> NoReturn:
