@@ -96,11 +96,14 @@ class RunReportHandler:
     def _apply_each(self, reports: Sequence[RunReport], applied: AppliedReports) -> None:
         # A batch is mostly one run's reports: read each run once, keep its status current, and
         # append its event log lines once at the end.
-        runs: dict[str, RunRecord | None] = {}
+        runs: dict[str, RunRecord | None] = {
+            run_id: self._runs.get(run_id) for run_id in dict.fromkeys(r.run_id for r in reports)
+        }
+        # Lock the backfills before any run row, in the order cancel and planning lock them, so two
+        # transactions never hold one each and wait for the other.
+        self._backfills.lock(sorted({run.backfill_id for run in runs.values() if run and run.backfill_id}))
         logs: dict[str, list[LogEntry]] = {}
         for report in reports:
-            if report.run_id not in runs:
-                runs[report.run_id] = self._runs.get(report.run_id)
             run = runs[report.run_id]
             if run is None:
                 logger.warning("Report for unknown run %s ignored", report.run_id)

@@ -121,6 +121,20 @@ class BackfillStore:
         found = self._records(backfills.c.id == backfill_id, limit=1)
         return found[0] if found else None
 
+    def lock(self, backfill_ids: Sequence[str], *, connection: Connection | None = None) -> None:
+        """Lock these backfills' rows until the transaction ends (PostgreSQL; SQLite's writers
+        already take turns), in id order, so lockers of several never deadlock each other."""
+        if not backfill_ids:
+            return
+        with self._database.connect(connection) as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(
+                    select(backfills.c.id)
+                    .where(backfills.c.id.in_(list(backfill_ids)))
+                    .order_by(backfills.c.id)
+                    .with_for_update()
+                )
+
     def status_of(self, backfill_id: str) -> BackfillStatus | None:
         """Just the status (one query; ``get`` reads assets and tags too)."""
         with self._database.read() as conn:
