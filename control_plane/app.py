@@ -102,9 +102,8 @@ class ControlPlane(ControlPlaneService):
         self._runs = RunStore(self.database)
         self._events = RunEventStore(self.database)
         self.locations = CodeLocations(config.code_servers, clock=clock)
-        self.launcher = launcher or LocalProcessLauncher(
-            on_output=self._record_output, log_directory=config.resolved_run_log_directory()
-        )
+        self.launcher = launcher or LocalProcessLauncher(log_directory=config.resolved_run_log_directory())
+        self.launcher.capture_output(self._record_output)
         self._server = grpc.server(ThreadPoolExecutor(max_workers=32, thread_name_prefix="control-plane"))
         self.port = self._server.add_insecure_port(f"{config.host}:{config.port}")
         self.address = f"{config.host}:{self.port}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -95,6 +95,10 @@ class RunHealth:
     failure_kind: FailureKind | None = None
 
 
+#: Called with (run_id, line) for each line a run prints; the control plane stores them as its logs.
+OutputHandler = Callable[[str, str], None]
+
+
 class LauncherError(Exception):
     """A launcher could not start or stop a run; the message says why."""
 
@@ -116,6 +120,9 @@ class RunLauncher(ABC):
     @abstractmethod
     def check(self, run_id: str, handle: str) -> RunHealth:
         """Report the run's health as the launcher sees it."""
+
+    def capture_output(self, handler: OutputHandler) -> None:  # noqa: B027  (optional hook)
+        """Send every line the runs print to ``handler`` from now on (a launcher that cannot, doesn't)."""
 
     def close(self) -> None:  # noqa: B027  (optional hook: most launchers hold nothing)
         """Release resources; running runs are left alone."""

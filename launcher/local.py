@@ -14,13 +14,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
-from launcher.base import FailureKind, LauncherError, LaunchRequest, RunHealth, RunLauncher, RunState
-
-#: Called with (run_id, line) for each line the run prints; the control plane stores them as logs.
-OutputHandler = Callable[[str, str], None]
+from launcher.base import (
+    FailureKind,
+    LauncherError,
+    LaunchRequest,
+    OutputHandler,
+    RunHealth,
+    RunLauncher,
+    RunState,
+)
 
 _TERMINATE_GRACE_SECONDS = 5.0
 _FOLLOW_INTERVAL_SECONDS = 0.1
@@ -47,6 +52,7 @@ class LocalProcessLauncher(RunLauncher):
         self._environment = dict(environment or {})
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
+        self._closed = threading.Event()
 
     def launch(self, request: LaunchRequest) -> str:
         command = [self._python, "-m", "partita.cli", *request.execute_run_arguments()]
@@ -117,12 +123,18 @@ class LocalProcessLauncher(RunLauncher):
             RunState.FAILED, f"Run process {process.pid} exited with code {code}.", FailureKind.WORKER_EXITED
         )
 
+    def capture_output(self, handler: OutputHandler) -> None:
+        self._on_output = handler
+
     def forget(self, run_id: str) -> None:
         """Drop a finished run's process record."""
         with self._lock:
             self._processes.pop(run_id, None)
 
     def close(self) -> None:
+        """Stop copying output (the handler's database is about to close); runs keep running, and
+        their log files keep what they print."""
+        self._closed.set()
         with self._lock:
             self._processes.clear()
 
@@ -130,7 +142,7 @@ class LocalProcessLauncher(RunLauncher):
         """Hand each complete line of the run's log to ``on_output`` until the process has exited."""
         with log_path.open("rb") as log:
             pending = b""
-            while True:
+            while not self._closed.is_set():
                 exited = process.poll() is not None
                 chunk = log.read()
                 if chunk:

@@ -22,10 +22,11 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from launcher.base import LauncherError, LaunchRequest, RunHealth, RunLauncher, RunState
+from launcher.base import LauncherError, LaunchRequest, OutputHandler, RunHealth, RunLauncher, RunState
 from launcher.k8s.config import K8sConfigError, K8sLauncherConfig
 from launcher.k8s.health import job_health
 from launcher.k8s.job_body import RUN_ID_LABEL, build_job
+from launcher.k8s.logs import PodLogFollower
 from launcher.k8s.names import job_name, label_value
 
 logger = logging.getLogger("partita.launcher.k8s")
@@ -43,6 +44,13 @@ class KubernetesRunLauncher(RunLauncher):
         self._api_client = api_client
         self._batch = k8s_client.BatchV1Api(api_client)
         self._core = k8s_client.CoreV1Api(api_client)
+        self._logs: PodLogFollower | None = None
+
+    def capture_output(self, handler: OutputHandler) -> None:
+        """Copy each run's container output to ``handler`` while it runs (see ``launcher.k8s.logs``)."""
+        if self._logs is not None:
+            self._logs.close()
+        self._logs = PodLogFollower(self._core, handler)
 
     @classmethod
     def from_environment(
@@ -94,12 +102,14 @@ class KubernetesRunLauncher(RunLauncher):
         except ApiException as error:
             if error.status == 409 and self._is_same_run(settings.namespace, body, request.run_id):
                 logger.info("Job %s already exists for run %s; not creating it again", handle, request.run_id)
+                self._follow_output(request.run_id, handle)
                 return handle
             raise LauncherError(
                 f"Kubernetes refused Job {handle} for run {request.run_id}: {_explain(error)}"
             ) from error
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise LauncherError(f"Kubernetes API unreachable creating Job {handle}: {error}") from error
+        self._follow_output(request.run_id, handle)
         return handle
 
     def terminate(self, run_id: str, handle: str) -> bool:
@@ -107,6 +117,8 @@ class KubernetesRunLauncher(RunLauncher):
 
         A finished Job is kept until its ttlSecondsAfterFinished so that ``kubectl logs`` still works.
         """
+        if self._logs is not None:
+            self._logs.stop(run_id)
         namespace, name = _split(handle)
         job = self._read_job(namespace, name)
         if job is None or _finished(job):
@@ -138,10 +150,30 @@ class KubernetesRunLauncher(RunLauncher):
             # The API server is down or slow: say nothing is known rather than fail a healthy run.
             logger.warning("Cannot check run %s: %s", run_id, error)
             return RunHealth(RunState.RUNNING, str(error))
-        return job_health(job, pods, handle)
+        health = job_health(job, pods, handle)
+        if health.state is RunState.RUNNING and job is not None and not _finished(job):
+            # A run launched before this control plane (re)started: copy its output from here on.
+            self._follow_output(run_id, handle, skip_existing=True)
+        return health
 
     def close(self) -> None:
+        if self._logs is not None:
+            self._logs.close()
         self._api_client.close()  # type: ignore[no-untyped-call]
+
+    def _follow_output(self, run_id: str, handle: str, *, skip_existing: bool = False) -> None:
+        if self._logs is None:
+            return
+        namespace, name = _split(handle)
+
+        def job_exists() -> bool:
+            try:
+                job = self._read_job(namespace, name)
+            except LauncherError:
+                return True  # unknown: keep waiting
+            return job is not None and not _finished(job)
+
+        self._logs.follow(run_id, namespace, job_exists, skip_existing=skip_existing)
 
     # --- reading ----------------------------------------------------------------------------------
 

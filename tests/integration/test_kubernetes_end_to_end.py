@@ -137,6 +137,12 @@ def test_control_plane_with_the_k8s_launcher_runs_a_backfill_as_jobs_kubectl_can
         backfill_id = launched["id"]
         assert "completed_success" in partita("backfill", "status", backfill_id, "--watch")
         runs = json.loads(partita("runs", "list", "--backfill", backfill_id, "--json"))
+        # The containers' output reaches `partita runs logs`, as a local run's does.
+        for run in runs:
+            wait_until(
+                lambda run_id=run["id"]: "Materialized paced_c 2024-03-0" in partita("runs", "logs", run_id),
+                f"the output of run {run['id']} in `partita runs logs`",
+            )
     finally:
         server.terminate()
         server.wait(timeout=30)

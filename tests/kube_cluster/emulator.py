@@ -132,6 +132,8 @@ class ClusterEmulator(kmock.KubernetesEmulator):
             return await self._watch(request, resource, namespace, name, params)
         if method == "GET" and name is None:
             return self._list(request, resource, namespace, params)
+        if method == "GET" and subresource == "log" and params.get("follow") in ("true", "1"):
+            return await self._follow_log(request, resource, namespace, str(name))
         if method == "GET" and subresource == "log":
             return self._log(resource, namespace, str(name))
         if method == "GET":
@@ -235,6 +237,34 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         if text is None:
             raise ApiError(400, "BadRequest", f'container "run-worker" in pod "{name}" is waiting to start')
         return aiohttp.web.Response(text=text, content_type="text/plain")
+
+    async def _follow_log(
+        self, request: rendering.Request, resource: Resource, namespace: str | None, name: str
+    ) -> aiohttp.web.StreamResponse:
+        """``follow=true``: the log so far, then what the container writes, until it has terminated."""
+        self._log(resource, namespace, name)  # the same refusals: unknown pod, container not started
+        raw = request._raw_request
+        assert raw is not None
+        response = aiohttp.web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(raw)
+        sent = 0
+        if request.params.get("tailLines") == "0":  # only what comes next
+            sent = len((self.log_source(str(namespace), name) if self.log_source else None) or "")
+        try:
+            while raw.transport is not None and not raw.transport.is_closing():
+                pod = self.store.find("pods", namespace, name)
+                text = (self.log_source(str(namespace), name) if self.log_source else None) or ""
+                if len(text) > sent:
+                    await response.write(text[sent:].encode())
+                    sent = len(text)
+                elif pod is None or _terminated(pod):
+                    break
+                await asyncio.sleep(0.05)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
+        return response
 
     # --- writes with the server's own logic ---------------------------------------------------------
 
@@ -380,3 +410,8 @@ def _json_patch(obj: dict[str, Any], operation: dict[str, Any]) -> None:
         del target[int(last) if isinstance(target, list) else last]
     else:
         raise ApiError(422, "Invalid", f"JSON patch operation {op!r} is not supported here")
+
+
+def _terminated(pod: dict[str, Any]) -> bool:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or ()
+    return bool(statuses) and all("terminated" in (status.get("state") or {}) for status in statuses)

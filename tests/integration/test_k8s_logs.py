@@ -1,0 +1,163 @@
+"""Copying run output from pods (launcher.k8s.logs) against the loopback API server and its node."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s_client
+
+from launcher.k8s import logs
+from launcher.k8s.logs import PodLogFollower
+from launcher.k8s.names import label_value
+from tests.integration.conftest import wait_until
+from tests.kube_cluster import KubeApiServer
+
+pytestmark = pytest.mark.integration
+NAMESPACE = "runs"
+
+
+class Lines:
+    """The handler: every (run, line) it was given, in order."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, run_id: str, line: str) -> None:
+        with self._lock:
+            self.received.append((run_id, line))
+
+    def of(self, run_id: str) -> list[str]:
+        with self._lock:
+            return [line for run, line in self.received if run == run_id]
+
+
+def run_job(kube: KubeApiServer, run_id: str, script: str, image: str = "example.com/app:1") -> str:
+    name = f"job-{run_id}"
+    body: dict[str, Any] = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": {"partita/run-id": label_value(run_id)}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "run-worker",
+                            "image": image,
+                            "command": [sys.executable, "-u", "-c", script],
+                        }
+                    ],
+                },
+            },
+        },
+    }
+    k8s_client.BatchV1Api(kube.api_client()).create_namespaced_job(NAMESPACE, body)
+    return name
+
+
+@pytest.fixture
+def lines() -> Lines:
+    return Lines()
+
+
+@pytest.fixture
+def follower(kube_api: KubeApiServer, lines: Lines) -> Iterator[PodLogFollower]:
+    follower = PodLogFollower(k8s_client.CoreV1Api(kube_api.api_client()), lines, poll_seconds=0.1)
+    yield follower
+    follower.close()
+
+
+def job_exists(kube: KubeApiServer, name: str) -> bool:
+    try:
+        job = k8s_client.BatchV1Api(kube.api_client()).read_namespaced_job(name, NAMESPACE)
+    except k8s_client.ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return not any(c.type in ("Complete", "Failed") for c in (job.status.conditions or ()))
+
+
+def test_every_line_a_run_prints_is_copied_once_in_order(
+    kube_api: KubeApiServer, follower: PodLogFollower, lines: Lines
+) -> None:
+    script = "import time\nfor i in range(3):\n    print(f'line {i}')\n    time.sleep(0.3)\nprint('no newline', end='')"
+    name = run_job(kube_api, "r1", script)
+    follower.follow("r1", NAMESPACE, lambda: job_exists(kube_api, name))
+    wait_until(lambda: follower.following() == [], "the follower ended with the container")
+    assert lines.of("r1") == ["line 0", "line 1", "line 2", "no newline"]
+
+
+def test_a_stream_that_breaks_is_opened_again_without_repeating_lines(
+    kube_api: KubeApiServer, follower: PodLogFollower, lines: Lines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read timeout shorter than the run's silence cuts the stream, as an API server restart would.
+    monkeypatch.setattr(logs, "SILENCE_SECONDS", 0.3)
+    script = "import time\nprint('before', flush=True)\ntime.sleep(1.5)\nprint('after')"
+    name = run_job(kube_api, "r2", script)
+    follower.follow("r2", NAMESPACE, lambda: job_exists(kube_api, name))
+    wait_until(lambda: follower.following() == [], "the follower ended with the container")
+    assert lines.of("r2") == ["before", "after"]
+
+
+def test_following_a_run_already_running_copies_only_what_comes_next(
+    kube_api: KubeApiServer, follower: PodLogFollower, lines: Lines
+) -> None:
+    """What a restarted control plane does for runs it finds running: it stored the rest already."""
+    script = "import sys, time\nprint('early', flush=True)\nsys.stdin.read() if False else time.sleep(1.0)\nprint('late')"
+    name = run_job(kube_api, "r3", script)
+    wait_until(
+        lambda: "early" in (kube_api.node.log(NAMESPACE, _pod_of(kube_api, "r3")) or ""), "the run printed"
+    )
+    follower.follow("r3", NAMESPACE, lambda: job_exists(kube_api, name), skip_existing=True)
+    wait_until(lambda: follower.following() == [], "the follower ended with the container")
+    assert lines.of("r3") == ["late"]
+    follower.follow("r3", NAMESPACE, lambda: True)  # a run followed to its end is not followed again
+    assert follower.following() == []
+
+
+def test_stop_ends_the_copy_of_a_silent_run_at_once(
+    kube_api: KubeApiServer, follower: PodLogFollower, lines: Lines
+) -> None:
+    name = run_job(kube_api, "r4", "import time\nprint('started', flush=True)\ntime.sleep(60)")
+    follower.follow("r4", NAMESPACE, lambda: job_exists(kube_api, name))
+    wait_until(lambda: lines.of("r4") == ["started"], "the first line arrived")
+    started = time.monotonic()
+    follower.stop("r4")
+    wait_until(lambda: not _thread_alive("run-log-r4"), "the follower's thread ended", timeout=5)
+    assert time.monotonic() - started < 3
+    k8s_client.BatchV1Api(kube_api.api_client()).delete_namespaced_job(
+        name, NAMESPACE, propagation_policy="Background"
+    )
+
+
+def test_a_job_deleted_before_its_container_started_ends_the_wait(
+    kube_api: KubeApiServer, follower: PodLogFollower, lines: Lines
+) -> None:
+    kube_api.node.fail_image("example.com/broken:1", "ErrImagePull")
+    name = run_job(kube_api, "r5", "print('never')", image="example.com/broken:1")
+    follower.follow("r5", NAMESPACE, lambda: job_exists(kube_api, name))
+    k8s_client.BatchV1Api(kube_api.api_client()).delete_namespaced_job(
+        name, NAMESPACE, propagation_policy="Background"
+    )
+    wait_until(lambda: follower.following() == [], "the follower gave up on the deleted Job")
+    assert lines.of("r5") == []
+
+
+def _pod_of(kube: KubeApiServer, run_id: str) -> str:
+    pods = k8s_client.CoreV1Api(kube.api_client()).list_namespaced_pod(
+        NAMESPACE, label_selector=f"partita/run-id={label_value(run_id)}"
+    )
+    return pods.items[0].metadata.name if pods.items else ""
+
+
+def _thread_alive(name: str) -> bool:
+    return any(thread.name == name and thread.is_alive() for thread in threading.enumerate())

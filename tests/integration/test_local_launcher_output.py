@@ -1,0 +1,73 @@
+"""The local launcher copies what a run prints to the control plane's handler, and stops at close."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from code_server.asset_key import AssetKey
+from launcher.base import CodeLocationTarget, LaunchRequest, RunState
+from launcher.local import LocalProcessLauncher
+from tests.integration.conftest import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def _request(run_id: str) -> LaunchRequest:
+    return LaunchRequest(
+        run_id=run_id,
+        location=CodeLocationTarget("tests", module_name="unused"),
+        asset_keys=(AssetKey("a"),),
+        partition_range=None,
+        control_plane_address="127.0.0.1:1",
+    )
+
+
+def _fake_python(tmp_path: Path, script: str) -> str:
+    """An executable standing in for Python: it ignores the execute-run arguments and runs ``script``."""
+    path = tmp_path / "fake-python"
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+class Received:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, run_id: str, line: str) -> None:
+        with self._lock:
+            self.lines.append((run_id, line))
+
+    def snapshot(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self.lines)
+
+
+def test_each_printed_line_reaches_the_handler_once(tmp_path: Path) -> None:
+    received = Received()
+    launcher = LocalProcessLauncher(
+        log_directory=tmp_path / "logs", python=_fake_python(tmp_path, "echo one; sleep 0.2; printf two")
+    )
+    launcher.capture_output(received)
+    handle = launcher.launch(_request("r1"))
+    wait_until(lambda: launcher.check("r1", handle).state is not RunState.RUNNING, "the run ended")
+    wait_until(lambda: len(received.snapshot()) == 2, "both lines arrived", timeout=10)
+    assert received.snapshot() == [("r1", "one"), ("r1", "two")]
+
+
+def test_after_close_nothing_more_is_handed_over_and_the_log_file_keeps_it(tmp_path: Path) -> None:
+    received = Received()
+    launcher = LocalProcessLauncher(
+        log_directory=tmp_path / "logs", python=_fake_python(tmp_path, "echo before; sleep 1; echo after")
+    )
+    launcher.capture_output(received)
+    launcher.launch(_request("r2"))
+    wait_until(lambda: received.snapshot() == [("r2", "before")], "the first line arrived")
+    launcher.close()  # what the control plane does as it stops, before closing its database
+    log = launcher.log_path("r2")
+    wait_until(lambda: "after" in log.read_text(), "the run printed its last line", timeout=10)
+    assert received.snapshot() == [("r2", "before")]
