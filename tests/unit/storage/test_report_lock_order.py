@@ -22,14 +22,13 @@ NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def _lock_waiters(connection: sa.Connection) -> int:
-    return int(
-        connection.execute(
-            sa.text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-            )
-        ).scalar_one()
-    )
+    count = connection.execute(
+        sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+    ).scalar_one()
+    connection.rollback()  # pg_stat_activity is read once per transaction: end it to see changes
+    return int(count)
 
 
 def test_reports_wait_for_the_backfill_before_they_lock_the_run(
@@ -63,7 +62,9 @@ def test_reports_wait_for_the_backfill_before_they_lock_the_run(
             thread.start()
             deadline = time.monotonic() + 10
             while _lock_waiters(observer) == 0:
-                assert time.monotonic() < deadline, "the report never waited for the backfill's lock"
+                assert time.monotonic() < deadline, (
+                    f"the report never waited for the backfill's lock: {failures}"
+                )
                 time.sleep(0.02)
             # Then what cancel does next: update the backfill's runs. The report holds none of them.
             canceler.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
