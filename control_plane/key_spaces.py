@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from code_server.errors import PartitaError
@@ -103,6 +103,17 @@ class ExplicitKeySpace(KeySpace):
 
     def __hash__(self) -> int:
         return hash(tuple(self._key_at.items()))
+
+
+def intervals(positions: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted, merged (first, last) intervals covering ``positions``: how targets and writes name positions."""
+    result: list[tuple[int, int]] = []
+    for position in sorted(set(positions)):
+        if result and position == result[-1][1] + 1:
+            result[-1] = (result[-1][0], position)
+        else:
+            result.append((position, position))
+    return result
 
 
 def key_space_for(

@@ -14,8 +14,7 @@ from code_server.partitions.base import PartitionsDefinition
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.automation import BackfillRequestSpec
 from control_plane.errors import InvalidBackfillRequest
-from control_plane.key_spaces import ExplicitKeySpace, KeySpace, TimeWindowKeySpace, key_space_for
-from control_plane.storage._spans import intervals
+from control_plane.key_spaces import ExplicitKeySpace, KeySpace, TimeWindowKeySpace, intervals, key_space_for
 
 #: The partition key stored for an unpartitioned asset.
 UNPARTITIONED = ""

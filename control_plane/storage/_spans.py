@@ -44,17 +44,6 @@ class Rewrite:
     changed: int
 
 
-def intervals(positions: Iterable[int]) -> list[tuple[int, int]]:
-    """Sorted, merged (first, last) intervals covering ``positions``."""
-    result: list[tuple[int, int]] = []
-    for position in sorted(set(positions)):
-        if result and position == result[-1][1] + 1:
-            result[-1] = (result[-1][0], position)
-        else:
-            result.append((position, position))
-    return result
-
-
 def spans_of(rows: Iterable[tuple[int, str, str | None]], change_seq: int = 0) -> list[Span]:
     """Spans of (position, status, run) rows: neighbours with equal status and run share one."""
     spans: list[Span] = []

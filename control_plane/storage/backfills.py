@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.automation import BackfillRequestSpec
-from control_plane.key_spaces import EncodedKeySpace, ExplicitKeySpace, KeySpace, decoded_key_space
+from control_plane.key_spaces import EncodedKeySpace, ExplicitKeySpace, KeySpace, decoded_key_space, intervals
 from control_plane.records import (
     BackfillPartition,
     BackfillRecord,
@@ -23,7 +23,7 @@ from control_plane.records import (
     PartitionSpan,
     PartitionStatus,
 )
-from control_plane.storage._spans import Edit, Span, intervals, rewrite, spans_of
+from control_plane.storage._spans import Edit, Span, rewrite, spans_of
 from control_plane.storage._sql import after_cursor, chunks, insert_columns, insert_rows, key_of, key_text
 from control_plane.storage.database import Database
 from control_plane.storage.errors import BackfillAlreadyExists, NotFound

@@ -7,7 +7,8 @@ from itertools import pairwise
 from hypothesis import given
 from hypothesis import strategies as st
 
-from control_plane.storage._spans import KEEP_RUN, Edit, Span, intervals, rewrite, spans_of
+from control_plane.key_spaces import intervals
+from control_plane.storage._spans import KEEP_RUN, Edit, Span, rewrite, spans_of
 
 STATUSES = ("pending", "queued", "materialized", "failed")
 RUNS = (None, "r1", "r2")
