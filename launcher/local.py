@@ -14,8 +14,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 from launcher.base import (
     FailureKind,
@@ -53,6 +54,8 @@ class LocalProcessLauncher(RunLauncher):
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        #: Runs whose output is being copied now.
+        self._following: set[str] = set()
 
     def launch(self, request: LaunchRequest) -> str:
         command = [self._python, "-m", "partita.cli", *request.execute_run_arguments()]
@@ -74,12 +77,7 @@ class LocalProcessLauncher(RunLauncher):
             raise LauncherError(f"Could not start run {request.run_id}: {error}") from error
         with self._lock:
             self._processes[request.run_id] = process
-        threading.Thread(
-            target=self._follow_output,
-            args=(request.run_id, process, log_path),
-            name=f"run-output-{request.run_id}",
-            daemon=True,
-        ).start()
+        self._start_following(request.run_id, log_path, lambda: process.poll() is None, start=0)
         return str(process.pid)
 
     def log_path(self, run_id: str) -> Path:
@@ -103,7 +101,12 @@ class LocalProcessLauncher(RunLauncher):
         process = self._processes.get(run_id)
         if process is None:
             # Launched before this control plane started: all we can know is whether it lives.
-            if _process_exists(int(handle)):
+            pid = int(handle)
+            if _process_exists(pid):
+                # Copy its output from here on (what it printed before, the last control plane did).
+                log_path = self.log_path(run_id)
+                start = log_path.stat().st_size if log_path.exists() else 0
+                self._start_following(run_id, log_path, lambda: _process_exists(pid), start=start)
                 return RunHealth(RunState.RUNNING)
             return RunHealth(
                 RunState.NOT_FOUND,
@@ -138,24 +141,53 @@ class LocalProcessLauncher(RunLauncher):
         with self._lock:
             self._processes.clear()
 
-    def _follow_output(self, run_id: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-        """Hand each complete line of the run's log to ``on_output`` until the process has exited."""
-        with log_path.open("rb") as log:
-            pending = b""
-            while not self._closed.is_set():
-                exited = process.poll() is not None
-                chunk = log.read()
-                if chunk:
-                    *lines, pending = (pending + chunk).split(b"\n")
-                    for line in lines:
-                        if self._on_output is not None:
-                            self._on_output(run_id, line.decode(errors="replace"))
-                elif exited:
-                    if pending and self._on_output is not None:
-                        self._on_output(run_id, pending.decode(errors="replace"))
-                    return
-                else:
-                    time.sleep(_FOLLOW_INTERVAL_SECONDS)
+    def _start_following(self, run_id: str, log_path: Path, alive: Callable[[], bool], *, start: int) -> None:
+        with self._lock:
+            if run_id in self._following or self._closed.is_set():
+                return
+            self._following.add(run_id)
+        threading.Thread(
+            target=self._follow_output,
+            args=(run_id, log_path, alive, start),
+            name=f"run-output-{run_id}",
+            daemon=True,
+        ).start()
+
+    def _follow_output(self, run_id: str, log_path: Path, alive: Callable[[], bool], start: int) -> None:
+        """Hand each complete line of the run's log, from byte ``start``, to ``on_output`` until the
+        process has exited. Starting inside a line, its rest is skipped."""
+        try:
+            with log_path.open("rb") as log:
+                pending = b""
+                skip_partial = start > 0 and _byte_before(log, start) != b"\n"
+                log.seek(start)
+                while not self._closed.is_set():
+                    exited = not alive()
+                    chunk = log.read()
+                    if chunk:
+                        *lines, pending = (pending + chunk).split(b"\n")
+                        if skip_partial and lines:
+                            lines, skip_partial = lines[1:], False
+                        for line in lines:
+                            self._emit(run_id, line)
+                    elif exited:
+                        if pending and not skip_partial:
+                            self._emit(run_id, pending)
+                        return
+                    else:
+                        time.sleep(_FOLLOW_INTERVAL_SECONDS)
+        finally:
+            with self._lock:
+                self._following.discard(run_id)
+
+    def _emit(self, run_id: str, line: bytes) -> None:
+        if self._on_output is not None:
+            self._on_output(run_id, line.decode(errors="replace"))
+
+
+def _byte_before(log: BinaryIO, position: int) -> bytes:
+    log.seek(position - 1)
+    return log.read(1)
 
 
 def _signal_group(pid: int, signum: signal.Signals) -> None:
@@ -171,10 +203,17 @@ def _signal_orphan(pid: int, signum: signal.Signals) -> bool:
 
 
 def _process_exists(pid: int) -> bool:
+    """Whether ``pid`` is a live process; one that has exited but not been reaped yet (a zombie,
+    which a run started by this very process becomes) is not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        # /proc/PID/stat: "pid (comm) state ...", and comm may hold spaces or parentheses.
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux), or it went away meanwhile: the signal said it lived
+    return state != "Z"

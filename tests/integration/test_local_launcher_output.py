@@ -71,3 +71,25 @@ def test_after_close_nothing_more_is_handed_over_and_the_log_file_keeps_it(tmp_p
     log = launcher.log_path("r2")
     wait_until(lambda: "after" in log.read_text(), "the run printed its last line", timeout=10)
     assert received.snapshot() == [("r2", "before")]
+
+
+def test_a_restarted_control_plane_copies_what_a_running_run_prints_from_then_on(tmp_path: Path) -> None:
+    before = Received()
+    first = LocalProcessLauncher(
+        log_directory=tmp_path / "logs",
+        python=_fake_python(tmp_path, "echo early; printf 'half'; sleep 1; echo ' line'; echo late"),
+    )
+    first.capture_output(before)
+    handle = first.launch(_request("r3"))
+    wait_until(lambda: before.snapshot() == [("r3", "early")], "the first line arrived")
+    first.close()  # the control plane stops; the run goes on
+
+    after = Received()
+    restarted = LocalProcessLauncher(log_directory=tmp_path / "logs")
+    restarted.capture_output(after)
+    assert restarted.check("r3", handle).state is RunState.RUNNING
+    restarted.check("r3", handle)  # a second look does not copy twice
+    wait_until(lambda: restarted.check("r3", handle).state is RunState.NOT_FOUND, "the run ended", timeout=10)
+    wait_until(lambda: ("r3", "late") in after.snapshot(), "the last line arrived", timeout=5)
+    # The half-written line it joined in the middle of is skipped, not shown as a fragment.
+    assert after.snapshot() == [("r3", "late")]
