@@ -2,7 +2,8 @@
 
 * launch: Jobs created per second through ``KubernetesRunLauncher.launch`` (one POST each; the
   simulated node is told the image cannot be pulled, so no process starts and only the API is timed);
-* check: one run's health (the Job, then its pods: two GETs), as the monitor asks every pass;
+* check: one run's health (the Job, then its pods: two GETs); and all of them at once with
+  ``check_many``, as the monitor asks every pass (a LIST of Jobs and one of pods per 100 runs);
 * terminate: deleting a Job with background propagation;
 * end to end: a 20-day ``a -> b -> c`` backfill (20 runs of real run workers, started by the simulated
   node as local processes) through the control plane with the k8s launcher, next to the same
@@ -69,13 +70,25 @@ def launcher_calls(kube: KubeApiServer) -> list[tuple[str, str]]:
         call = time.perf_counter()
         launcher.check(launch.run_id, handle)
         checks.append(time.perf_counter() - call)
+    pairs = [(launch.run_id, handle) for launch, handle in zip(requests, handles, strict=True)]
+    bulk = []
+    for _ in range(5):
+        call = time.perf_counter()
+        launcher.check_many(pairs)
+        bulk.append(time.perf_counter() - call)
     for launch, handle in zip(requests, handles, strict=True):
         call = time.perf_counter()
         launcher.terminate(launch.run_id, handle)
         terminations.append(time.perf_counter() - call)
+    one_by_one = sum(checks)
     return [
         (f"launch {JOBS} Jobs", f"{JOBS / total:,.0f} Jobs/s ({per_call(launches)})"),
         ("check one run (Job + pods)", per_call(checks)),
+        (
+            f"check {JOBS} runs in bulk (the monitor's pass)",
+            f"{statistics.median(bulk) * 1000:.1f} ms median, 2 LISTs per 100 runs "
+            f"(one by one: {one_by_one * 1000:.0f} ms, {2 * JOBS} GETs)",
+        ),
         ("terminate one run (delete Job)", per_call(terminations)),
     ]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -120,6 +120,10 @@ class RunLauncher(ABC):
     @abstractmethod
     def check(self, run_id: str, handle: str) -> RunHealth:
         """Report the run's health as the launcher sees it."""
+
+    def check_many(self, runs: Sequence[tuple[str, str]]) -> dict[str, RunHealth]:
+        """``check`` for many (run id, handle) pairs at once; a launcher that can ask in bulk does."""
+        return {run_id: self.check(run_id, handle) for run_id, handle in runs}
 
     def capture_output(self, handler: OutputHandler) -> None:  # noqa: B027  (optional hook)
         """Send every line the runs print to ``handler`` from now on (a launcher that cannot, doesn't)."""

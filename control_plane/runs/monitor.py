@@ -42,10 +42,16 @@ class RunMonitor:
         """Check every launched, unfinished run; returns how many were failed."""
         failed = 0
         now = self._clock()
-        for run in self._runs.list(statuses=list(_WATCHED), limit=100_000):
-            if not run.launcher_handle or run.launcher_kind != self._launcher.kind:
-                continue  # not launched yet, or by another launcher than this control plane's
-            health = self._launcher.check(run.id, run.launcher_handle)
+        watched = [
+            run
+            for run in self._runs.list(statuses=list(_WATCHED), limit=100_000)
+            # Not launched yet, or by another launcher than this control plane's: not ours to check.
+            if run.launcher_handle and run.launcher_kind == self._launcher.kind
+        ]
+        # One bulk question per pass (a launcher that can, asks its backend once, not once a run).
+        healths = self._launcher.check_many([(run.id, run.launcher_handle or "") for run in watched])
+        for run in watched:
+            health = healths[run.id]
             reason, kind = self._failure(run, health, now)
             if reason is None:
                 continue

@@ -111,3 +111,32 @@ def test_an_unreachable_api_server_is_a_launch_error_and_unknown_health() -> Non
     # The monitor must not fail a healthy run because the API server is briefly away.
     health = launcher.check("run0000000000000001", "runs/partita-run-run0000000000000001")
     assert health.state is RunState.RUNNING and "unreachable" in (health.reason or "")
+
+
+def test_a_bulk_check_says_what_each_check_says_in_two_requests(kube_api: KubeApiServer) -> None:
+    kube_api.node.fail_image(IMAGE, "CreateContainerConfigError")
+    api_client = kube_api.api_client()
+    requests: list[str] = []
+    call_api = api_client.call_api
+
+    def counted(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        requests.append(f"{method} {url.split('?')[0]}")
+        return call_api(method, url, *args, **kwargs)
+
+    api_client.call_api = counted  # type: ignore[method-assign]
+    launcher = KubernetesRunLauncher(K8sLauncherConfig(namespace="runs"), api_client)
+    runs = [(f"run{index:016d}", launcher.launch(request(f"run{index:016d}"))) for index in range(5)]
+    runs.append(("run9999999999999999", "runs/partita-run-run9999999999999999"))  # never launched
+    k8s_client.BatchV1Api(kube_api.api_client()).delete_namespaced_job(
+        job_name("run0000000000000004"), "runs"
+    )
+    # Settled first (every container config error shown), so both ways look at the same states.
+    wait_until(
+        lambda: all(launcher.check(*run).state is RunState.FAILED for run in runs[:4]),
+        "the container config errors showed",
+    )
+    one_by_one = {run_id: launcher.check(run_id, handle) for run_id, handle in runs}
+    requests.clear()
+    assert launcher.check_many(runs) == one_by_one
+    assert len(requests) == 2, requests  # one LIST of Jobs, one of pods
+    assert {health.state for health in one_by_one.values()} == {RunState.FAILED, RunState.NOT_FOUND}
