@@ -15,7 +15,6 @@ from a down code location is told apart from a control plane that cannot be reac
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -24,6 +23,7 @@ from typing import TypeVar
 import grpc
 
 from code_server.asset_key import AssetKey
+from code_server.client.retrying import RETRYABLE, call_with_retries
 from code_server.errors import PartitaError
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.assets import asset_key_to_proto
@@ -47,7 +47,6 @@ from partita.controlplane.v1 import sensors_schedules_pb2 as automation
 _T = TypeVar("_T")
 DEFAULT_ADDRESS = "127.0.0.1:3000"
 #: Transport codes worth retrying: the call most likely never reached the service.
-_RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -366,17 +365,13 @@ class ControlPlaneClient:
 
     def _call(self, invoke: Callable[[float], _T], *, retry: bool = True) -> _T:
         """Invoke with a deadline; retry what never reached the service; translate the rest."""
-        attempts = 1 + (self._retries if retry else 0)
-        for attempt in range(attempts):
-            try:
-                return invoke(self._timeout)
-            except grpc.RpcError as error:
-                translated = self._translate(error)
-                if isinstance(translated, ControlPlaneUnreachable) and attempt + 1 < attempts:
-                    time.sleep(self._retry_backoff * (2**attempt))
-                    continue
-                raise translated from error
-        raise AssertionError("unreachable")
+        return call_with_retries(
+            lambda: invoke(self._timeout),
+            retries=self._retries if retry else 0,
+            backoff=self._retry_backoff,
+            translate=self._translate,
+            retryable=lambda _, translated: isinstance(translated, ControlPlaneUnreachable),
+        )
 
     def _stream(self, responses: grpc.CallIterator[_T]) -> Iterator[_T]:
         """Yield a server stream's messages; stopping early cancels the call instead of leaking it."""
@@ -391,7 +386,7 @@ class ControlPlaneClient:
         code = error.code()
         details = error.details() or code.name
         error_type = _error_type(error)
-        if error_type is None and code in _RETRYABLE:
+        if error_type is None and code in RETRYABLE:
             return ControlPlaneUnreachable(
                 f"Cannot reach the control plane at {self.address} ({code.name}: {details}). Start it "
                 "(`partita dev` or `partita control-plane`), or point --control-plane or "

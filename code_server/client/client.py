@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +22,7 @@ from code_server.client.errors import (
     UserCodeLoadFailed,
     user_code_error,
 )
+from code_server.client.retrying import RETRYABLE, call_with_retries
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.assets import asset_key_to_proto, asset_node_from_proto
 from code_server.wire.automation import (
@@ -40,7 +40,6 @@ from partita.codeserver.v1 import code_server_pb2_grpc
 
 _T = TypeVar("_T")
 #: Codes worth retrying: the call did not reach user code, or the server was briefly away.
-_RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -212,23 +211,19 @@ class CodeServerClient:
 
     def _call(self, invoke: Callable[[float], _T], timeout: float | None, *, retry: bool = True) -> _T:
         """Invoke with a deadline; retry UNAVAILABLE/DEADLINE_EXCEEDED with backoff; translate the rest."""
-        attempts = 1 + (self._retries if retry else 0)
-        for attempt in range(attempts):
-            try:
-                return invoke(timeout or self._timeout)
-            except grpc.RpcError as error:
-                code = error.code()
-                if code in _RETRYABLE and attempt + 1 < attempts:
-                    time.sleep(self._retry_backoff * (2**attempt))
-                    continue
-                raise self._translate(error) from error
-        raise AssertionError("unreachable")
+        return call_with_retries(
+            lambda: invoke(timeout or self._timeout),
+            retries=self._retries if retry else 0,
+            backoff=self._retry_backoff,
+            translate=self._translate,
+            retryable=lambda error, _: error.code() in RETRYABLE,
+        )
 
     def _translate(self, error: grpc.RpcError) -> CodeServerError:
         code: grpc.StatusCode = error.code()
         details: str = error.details() or code.name
         where = f"code location {self.location_name!r} at {self.address}"
-        if code in _RETRYABLE:
+        if code in RETRYABLE:
             return CodeServerUnavailable(
                 f"Code server for {where} is unavailable ({code.name}: {details}); check that it is running.",
                 status=code,
