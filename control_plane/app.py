@@ -22,6 +22,7 @@ from code_server.wire.automation import BackfillRequestSpec
 from control_plane.api.servicer import ControlPlaneServicer
 from control_plane.asset_status import asset_partition_status
 from control_plane.automation import AutomationDaemon
+from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
 from control_plane.backfills.engine import BackfillEngine
 from control_plane.daemon import Daemon
 from control_plane.errors import BackfillNotFound, InvalidStateTransition, RunNotFound
@@ -74,6 +75,8 @@ class ControlPlaneConfig:
     run_start_timeout: timedelta = timedelta(minutes=10)
     #: Where the local launcher writes run output; default: beside a SQLite database, else .partita/.
     run_log_directory: str | None = None
+    #: Seconds a sensor or schedule evaluation may take before its tick fails as timed out.
+    evaluation_timeout_seconds: float = DEFAULT_EVALUATION_TIMEOUT
 
     def resolved_run_log_directory(self) -> Path:
         if self.run_log_directory:
@@ -130,7 +133,12 @@ class ControlPlane(ControlPlaneService):
         self.daemon.add_periodic("locations", config.location_refresh_seconds, self._refresh_locations)
         self.daemon.add_periodic("monitor", config.monitor_seconds, self.monitor.check)
         self.automation = AutomationDaemon(
-            self.database, self.locations, self.engine, clock=clock, wake=self._wake
+            self.database,
+            self.locations,
+            self.engine,
+            clock=clock,
+            wake=self._wake,
+            evaluation_timeout=config.evaluation_timeout_seconds,
         )
         # Sensors and schedules run user code (up to its timeout): on a loop of their own, so a slow
         # sensor never holds up planning and launching.

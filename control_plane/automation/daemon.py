@@ -12,7 +12,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 from code_server.wire.automation import ScheduleInfo, SensorInfo
-from control_plane.automation.evaluation import CodeLocationEvaluator, InstigatorEvaluator
+from control_plane.automation.evaluation import (
+    DEFAULT_EVALUATION_TIMEOUT,
+    CodeLocationEvaluator,
+    InstigatorEvaluator,
+)
 from control_plane.automation.service import AutomationService
 from control_plane.automation.submission import RequestSubmitter
 from control_plane.automation.ticks import TickRunner
@@ -38,12 +42,13 @@ class AutomationDaemon:
         clock: Callable[[], datetime],
         wake: Callable[[], None],
         evaluator: InstigatorEvaluator | None = None,
+        evaluation_timeout: float = DEFAULT_EVALUATION_TIMEOUT,
         max_catch_up_ticks: int = MAX_CATCH_UP_TICKS,
     ) -> None:
         self._locations = locations
         self._clock = clock
         self.store = InstigatorStore(database)
-        evaluator = evaluator or CodeLocationEvaluator(locations)
+        evaluator = evaluator or CodeLocationEvaluator(locations, timeout=evaluation_timeout)
         self.runner = TickRunner(
             store=self.store,
             evaluator=evaluator,

@@ -11,11 +11,13 @@ import threading
 from types import FrameType
 
 from control_plane.app import DEFAULT_DATABASE_URL, DEFAULT_PORT, ControlPlane, ControlPlaneConfig
+from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
 from launcher.base import LauncherError, RunLauncher
 
 DATABASE_ENV = "PARTITA_DATABASE_URL"
 LAUNCHER_ENV = "PARTITA_LAUNCHER"
 K8S_CONFIG_ENV = "PARTITA_K8S_CONFIG"
+EVALUATION_TIMEOUT_ENV = "PARTITA_EVALUATION_TIMEOUT"
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,7 +56,25 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--k8s-context", help="kubeconfig context for the k8s launcher")
     parser.add_argument("--max-concurrent-runs", type=int, default=10)
+    parser.add_argument(
+        "--evaluation-timeout",
+        type=positive_seconds,
+        default=os.environ.get(EVALUATION_TIMEOUT_ENV, DEFAULT_EVALUATION_TIMEOUT),
+        metavar="SECONDS",
+        help=f"how long a sensor or schedule may run before its tick fails (default {DEFAULT_EVALUATION_TIMEOUT:g}; "
+        f"env {EVALUATION_TIMEOUT_ENV})",
+    )
     parser.set_defaults(handler=run_command)
+
+
+def positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a number of seconds above 0")
+    return seconds
 
 
 def parse_code_servers(values: list[str]) -> dict[str, str]:
@@ -78,6 +98,7 @@ def run_command(args: argparse.Namespace) -> int:
         port=args.port,
         advertised_address=args.advertised_address,
         max_concurrent_runs=args.max_concurrent_runs,
+        evaluation_timeout_seconds=float(args.evaluation_timeout),
     )
     control_plane = ControlPlane(config, launcher=build_launcher(args))
     control_plane.start()

@@ -155,3 +155,30 @@ def test_a_raising_sensor_records_failures_while_the_daemon_goes_on(
     assert code == 1 and "the upstream API returned 500" in out
     code, out = cli(control_plane, capsys, "sensor", "ticks", "raising_sensor")
     assert code == 0 and "failure" in out
+
+
+def test_a_sensor_past_the_evaluation_timeout_fails_its_tick_as_timed_out_and_others_go_on(
+    control_plane_factory: Factory,
+    spawn: Callable[[str, str], SpawnedCodeServer],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = spawn("tests.fixtures.sensors_location", "tests")
+    control_plane = control_plane_factory({"tests": server.address}, evaluation_timeout_seconds=0.5)
+    for name in ("slow_sensor", "cursor_sensor"):
+        assert cli(control_plane, capsys, "sensor", "start", name, "--location", "tests")[0] == 0
+    timed_out = wait_for_tick(
+        control_plane,
+        InstigatorRef("tests", InstigatorType.SENSOR, "slow_sensor"),
+        lambda t: t.status is TickStatus.FAILURE,
+    )
+    assert timed_out.error is not None and timed_out.error.kind == "timed_out"
+    assert "did not finish within its deadline" in timed_out.error.message
+    # The slow sensor holds up no one: the other sensor ticks, and its cursor moves on.
+    succeeded = wait_for_tick(
+        control_plane,
+        InstigatorRef("tests", InstigatorType.SENSOR, "cursor_sensor"),
+        lambda t: t.status is TickStatus.SUCCESS,
+    )
+    assert succeeded.cursor_after == "1" and len(succeeded.run_ids) == 1
+    code, out = cli(control_plane, capsys, "sensor", "ticks", "slow_sensor", "--json")
+    assert code == 0 and json.loads(out)[-1]["error"]["kind"] == "USER_CODE_ERROR_KIND_TIMED_OUT"

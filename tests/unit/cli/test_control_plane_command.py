@@ -1,4 +1,5 @@
-"""``partita control-plane`` refuses a Kubernetes launcher it cannot set up, saying why, before serving."""
+"""``partita control-plane`` refuses settings it cannot use (a Kubernetes launcher it cannot set up, a bad
+timeout), saying why, before serving."""
 
 from __future__ import annotations
 
@@ -28,3 +29,10 @@ def test_a_missing_kubeconfig_says_what_to_do(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "Cannot configure the Kubernetes client" in result.stderr and "--kubeconfig" in result.stderr
+
+
+def test_an_evaluation_timeout_that_is_not_a_positive_number_is_refused(tmp_path: Path) -> None:
+    for value in ("0", "soon"):
+        result = control_plane("--db", f"sqlite:///{tmp_path / 'p.db'}", "--evaluation-timeout", value)
+        assert result.returncode == 2
+        assert "--evaluation-timeout" in result.stderr and repr(value) in result.stderr
