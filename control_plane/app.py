@@ -205,12 +205,9 @@ class ControlPlane(ControlPlaneService):
         return self.reports.apply(reports)
 
     def _on_reports_applied(self, applied: AppliedReports) -> None:
+        # Every backfill with a partition that changed or a run that ended is planned again.
         for backfill_id, changes in applied.changes.items():
             self.engine.note_changes(backfill_id, changes)
-        for run_id in applied.finished_runs:
-            run = self._runs.get(run_id)
-            if run is not None and run.backfill_id:
-                self.engine.note_changes(run.backfill_id, {})
         self._wake()
 
     # --- backfills ------------------------------------------------------------------------------------

@@ -72,6 +72,12 @@ class AppliedReports:
     finished_runs: list[str] = field(default_factory=list)
     run_statuses: dict[str, RunStatus] = field(default_factory=dict)
 
+    def run_finished(self, run: RunRecord) -> None:
+        """``run`` ended: its slot frees up, and its backfill is looked at again (it may be done)."""
+        self.finished_runs.append(run.id)
+        if run.backfill_id:
+            self.changes.setdefault(run.backfill_id, {})
+
 
 class RunReportHandler:
     """Applies reports in order: statuses first, then the mark that makes a resend a duplicate."""
@@ -123,8 +129,9 @@ class RunReportHandler:
             logs.setdefault(run.id, []).extend(log)
             applied.accepted += 1
             for backfill_id, changes in effects.changes.items():
+                merged = applied.changes.setdefault(backfill_id, {})
                 for asset_key, keys in changes.items():
-                    applied.changes.setdefault(backfill_id, {}).setdefault(asset_key, []).extend(keys)
+                    merged.setdefault(asset_key, []).extend(keys)
             applied.finished_runs.extend(effects.finished_runs)
             latest = self._runs.status_of(run.id)
             if latest is not None:
@@ -151,7 +158,7 @@ class RunReportHandler:
         ):
             self._events.append(run.id, [("control_plane", f"Run failed: {reason}", None)])
             self._fail_open_partitions(run, applied)
-            applied.finished_runs.append(run.id)
+            applied.run_finished(run)
             applied.run_statuses[run.id] = RunStatus.FAILURE
             self._on_applied(applied)
         return applied
@@ -161,10 +168,11 @@ class RunReportHandler:
         if self._runs.update_status(
             run.id, RunStatus.CANCELED, ended_at=now, only_from=(RunStatus.CANCELING,)
         ):
-            applied = AppliedReports(finished_runs=[run.id], run_statuses={run.id: RunStatus.CANCELED})
+            applied = AppliedReports(run_statuses={run.id: RunStatus.CANCELED})
             canceled = self.cancel_open_partitions(run)
             if run.backfill_id and canceled:
                 applied.changes[run.backfill_id] = canceled
+            applied.run_finished(run)
             self._on_applied(applied)
 
     def cancel_open_partitions(self, run: RunRecord) -> dict[AssetKey, list[str]]:
@@ -180,7 +188,10 @@ class RunReportHandler:
         )
         if run.backfill_id:
             self._backfills.set_status_for_run(
-                run.id, PartitionStatus.RUNNING, only_from=(PartitionStatus.QUEUED,)
+                run.id,
+                PartitionStatus.RUNNING,
+                only_from=(PartitionStatus.QUEUED,),
+                backfill_id=run.backfill_id,
             )
         return [("run_started", f"Run started {report.detail}".strip(), None)]
 
@@ -198,7 +209,9 @@ class RunReportHandler:
         if status is not PartitionStatus.UPSTREAM_FAILED:
             self._asset_status.upsert(report.asset_key, keys, status, run.id)
         if run.backfill_id:
-            self._backfills.set_status_for_run(run.id, status, asset_key=report.asset_key, only_from=_OPEN)
+            self._backfills.set_status_for_run(
+                run.id, status, asset_key=report.asset_key, only_from=_OPEN, backfill_id=run.backfill_id
+            )
             applied.changes.setdefault(run.backfill_id, {}).setdefault(report.asset_key, []).extend(keys)
         return [
             (
@@ -227,7 +240,7 @@ class RunReportHandler:
         )
         # A partition still open now never will be: its outcome was not reported (or lost).
         self._fail_open_partitions(run, applied)
-        applied.finished_runs.append(run.id)
+        applied.run_finished(run)
         return [("run_finished", f"Run finished: {status.value}" + (f": {error}" if error else ""), None)]
 
     def _first_asset_failure(self, run_id: str) -> str | None:
@@ -256,7 +269,9 @@ class RunReportHandler:
             if row.status in _RUN_OPEN_PARTITIONS:
                 closed.setdefault(row.asset_key, []).append(row.partition_key)
         if closed:
-            self._backfills.set_status_for_run(run.id, status, only_from=_RUN_OPEN_PARTITIONS)
+            self._backfills.set_status_for_run(
+                run.id, status, only_from=_RUN_OPEN_PARTITIONS, backfill_id=run.backfill_id
+            )
         return closed
 
     def _partition_keys_of(self, run: RunRecord, asset_key: AssetKey) -> list[str]:

@@ -375,18 +375,23 @@ class BackfillStore:
         *,
         asset_key: AssetKey | None = None,
         only_from: Collection[PartitionStatus] | None = None,
+        backfill_id: str | None = None,
         connection: Connection | None = None,
     ) -> int:
-        """A run's partitions are whole spans (a run is planned over whole ranges): no span splits."""
+        """A run's partitions are whole spans (a run is planned over whole ranges): no span splits.
+
+        ``backfill_id`` (the run's, when the caller knows it) saves looking it up.
+        """
         conditions = [_S.c.run_id == run_id, _S.c.status != status.value]
         if asset_key is not None:
             conditions.append(_S.c.asset_key == key_text(asset_key))
         if only_from is not None:
             conditions.append(_status_in(only_from))
         with self._database.connect(connection) as conn:
-            backfill_id = conn.execute(
-                select(_S.c.backfill_id).where(_S.c.run_id == run_id).limit(1)
-            ).scalar()
+            if backfill_id is None:
+                backfill_id = conn.execute(
+                    select(_S.c.backfill_id).where(_S.c.run_id == run_id).limit(1)
+                ).scalar()
             if backfill_id is None:
                 return 0  # no partitions: not a backfill's run
             values = {"status": status.value, "change_seq": _next_change(conn, backfill_id)}
