@@ -18,6 +18,8 @@ COMPONENT_LABEL = "app.kubernetes.io/component"
 RUN_ID_LABEL = "partita/run-id"
 BACKFILL_ID_LABEL = "partita/backfill-id"
 LOCATION_LABEL = "partita/location"
+#: The run's first (most upstream) asset, its path joined by "." (every asset: ``partita/assets``).
+ASSET_LABEL = "partita/asset"
 ASSETS_ANNOTATION = "partita/assets"
 PARTITION_RANGE_ANNOTATION = "partita/partition-range"
 LOCATION_ANNOTATION = "partita/location"
@@ -33,6 +35,8 @@ def build_job(request: LaunchRequest, settings: JobSettings, image: str) -> dict
         RUN_ID_LABEL: label_value(request.run_id),
         LOCATION_LABEL: label_value(request.location.name),
     }
+    if request.asset_keys:
+        labels[ASSET_LABEL] = label_value(".".join(request.asset_keys[0].path))
     if request.backfill_id:
         labels[BACKFILL_ID_LABEL] = label_value(request.backfill_id)
     annotations = {

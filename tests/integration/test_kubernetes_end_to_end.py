@@ -163,6 +163,8 @@ def test_control_plane_with_the_k8s_launcher_runs_a_backfill_as_jobs_kubectl_can
     )
     job = jobs["items"][0]
     assert job["metadata"]["labels"]["team"] == "data"
+    by_asset = kubectl_json(kube_api, "get", "jobs", "-n", NAMESPACE, "-l", "partita/asset=paced_a")
+    assert len(by_asset["items"]) == 3  # each run starts with paced_a
     assert job["metadata"]["annotations"]["partita/assets"] == "paced_a,paced_b,paced_c"
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == IMAGE

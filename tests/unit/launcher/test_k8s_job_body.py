@@ -121,6 +121,8 @@ def test_labels_and_annotations_identify_the_run_and_partitas_own_labels_win() -
     assert labels["partita/backfill-id"] == "bf0123456789"
     # Sanitized, with a hash of the real name so two names that sanitize alike stay apart.
     assert labels["partita/location"].startswith("Analytics-Location-Prod-")
+    # The first asset, so `kubectl get jobs -l partita/asset=warehouse.events` finds its runs.
+    assert labels["partita/asset"] == "warehouse.events"
     assert labels["team"] == "data"
     annotations = job["metadata"]["annotations"]
     assert annotations["partita/assets"] == "warehouse/events,daily_summary"
