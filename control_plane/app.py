@@ -56,6 +56,8 @@ logger = logging.getLogger("partita.control_plane")
 
 DEFAULT_DATABASE_URL = "sqlite:///.partita/partita.db"
 DEFAULT_PORT = 3000
+#: The run event kind of a line a run printed.
+OUTPUT_EVENT_KIND = "stdout"
 
 
 @dataclass
@@ -106,7 +108,7 @@ class ControlPlane(ControlPlaneService):
         self._events = RunEventStore(self.database)
         self.locations = CodeLocations(config.code_servers, clock=clock)
         self.launcher = launcher or LocalProcessLauncher(log_directory=config.resolved_run_log_directory())
-        self.launcher.capture_output(self._record_output)
+        self.launcher.capture_output(self._record_output, self._stored_output_lines)
         self._server = grpc.server(ThreadPoolExecutor(max_workers=32, thread_name_prefix="control-plane"))
         self.port = self._server.add_insecure_port(f"{config.host}:{config.port}")
         self.address = f"{config.host}:{self.port}"
@@ -197,7 +199,10 @@ class ControlPlane(ControlPlaneService):
             self.engine.note_all_running()
 
     def _record_output(self, run_id: str, line: str) -> None:
-        self._events.append(run_id, [("stdout", line, None)])
+        self._events.append(run_id, [(OUTPUT_EVENT_KIND, line, None)])
+
+    def _stored_output_lines(self, run_id: str) -> int:
+        return self._events.count(run_id, kind=OUTPUT_EVENT_KIND)
 
     # --- reports ------------------------------------------------------------------------------------
 

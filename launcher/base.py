@@ -97,6 +97,8 @@ class RunHealth:
 
 #: Called with (run_id, line) for each line a run prints; the control plane stores them as its logs.
 OutputHandler = Callable[[str, str], None]
+#: How many lines of a run's output the control plane has stored (a launcher resumes after them).
+StoredLines = Callable[[str], int]
 
 
 class LauncherError(Exception):
@@ -125,8 +127,9 @@ class RunLauncher(ABC):
         """``check`` for many (run id, handle) pairs at once; a launcher that can ask in bulk does."""
         return {run_id: self.check(run_id, handle) for run_id, handle in runs}
 
-    def capture_output(self, handler: OutputHandler) -> None:  # noqa: B027  (optional hook)
-        """Send every line the runs print to ``handler`` from now on (a launcher that cannot, doesn't)."""
+    def capture_output(self, handler: OutputHandler, stored_lines: StoredLines) -> None:  # noqa: B027
+        """Send every line the runs print to ``handler`` (a launcher that cannot, doesn't). For a run
+        it finds running after a restart, it skips the first ``stored_lines(run_id)`` lines."""
 
     def close(self) -> None:  # noqa: B027  (optional hook: most launchers hold nothing)
         """Release resources; running runs are left alone."""

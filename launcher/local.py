@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import BinaryIO
 
 from launcher.base import (
     FailureKind,
@@ -26,6 +25,7 @@ from launcher.base import (
     RunHealth,
     RunLauncher,
     RunState,
+    StoredLines,
 )
 
 _TERMINATE_GRACE_SECONDS = 5.0
@@ -54,6 +54,7 @@ class LocalProcessLauncher(RunLauncher):
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._stored_lines: StoredLines = lambda run_id: 0
         #: Runs whose output is being copied now.
         self._following: set[str] = set()
 
@@ -77,7 +78,7 @@ class LocalProcessLauncher(RunLauncher):
             raise LauncherError(f"Could not start run {request.run_id}: {error}") from error
         with self._lock:
             self._processes[request.run_id] = process
-        self._start_following(request.run_id, log_path, lambda: process.poll() is None, start=0)
+        self._start_following(request.run_id, log_path, lambda: process.poll() is None, skip_lines=lambda: 0)
         return str(process.pid)
 
     def log_path(self, run_id: str) -> Path:
@@ -103,10 +104,13 @@ class LocalProcessLauncher(RunLauncher):
             # Launched before this control plane started: all we can know is whether it lives.
             pid = int(handle)
             if _process_exists(pid):
-                # Copy its output from here on (what it printed before, the last control plane did).
-                log_path = self.log_path(run_id)
-                start = log_path.stat().st_size if log_path.exists() else 0
-                self._start_following(run_id, log_path, lambda: _process_exists(pid), start=start)
+                # Copy what it printed that the control plane has not stored (it stopped meanwhile).
+                self._start_following(
+                    run_id,
+                    self.log_path(run_id),
+                    lambda: _process_exists(pid),
+                    skip_lines=lambda: self._stored_lines(run_id),
+                )
                 return RunHealth(RunState.RUNNING)
             return RunHealth(
                 RunState.NOT_FOUND,
@@ -126,8 +130,9 @@ class LocalProcessLauncher(RunLauncher):
             RunState.FAILED, f"Run process {process.pid} exited with code {code}.", FailureKind.WORKER_EXITED
         )
 
-    def capture_output(self, handler: OutputHandler) -> None:
+    def capture_output(self, handler: OutputHandler, stored_lines: StoredLines) -> None:
         self._on_output = handler
+        self._stored_lines = stored_lines
 
     def forget(self, run_id: str) -> None:
         """Drop a finished run's process record."""
@@ -141,37 +146,41 @@ class LocalProcessLauncher(RunLauncher):
         with self._lock:
             self._processes.clear()
 
-    def _start_following(self, run_id: str, log_path: Path, alive: Callable[[], bool], *, start: int) -> None:
+    def _start_following(
+        self, run_id: str, log_path: Path, alive: Callable[[], bool], *, skip_lines: Callable[[], int]
+    ) -> None:
         with self._lock:
             if run_id in self._following or self._closed.is_set():
                 return
             self._following.add(run_id)
         threading.Thread(
             target=self._follow_output,
-            args=(run_id, log_path, alive, start),
+            args=(run_id, log_path, alive, skip_lines),
             name=f"run-output-{run_id}",
             daemon=True,
         ).start()
 
-    def _follow_output(self, run_id: str, log_path: Path, alive: Callable[[], bool], start: int) -> None:
-        """Hand each complete line of the run's log, from byte ``start``, to ``on_output`` until the
-        process has exited. Starting inside a line, its rest is skipped."""
+    def _follow_output(
+        self, run_id: str, log_path: Path, alive: Callable[[], bool], skip_lines: Callable[[], int]
+    ) -> None:
+        """Hand each line of the run's log after the first ``skip_lines()`` to ``on_output``, until
+        the process has exited."""
         try:
+            skip = skip_lines()
             with log_path.open("rb") as log:
                 pending = b""
-                skip_partial = start > 0 and _byte_before(log, start) != b"\n"
-                log.seek(start)
                 while not self._closed.is_set():
                     exited = not alive()
                     chunk = log.read()
                     if chunk:
                         *lines, pending = (pending + chunk).split(b"\n")
-                        if skip_partial and lines:
-                            lines, skip_partial = lines[1:], False
                         for line in lines:
-                            self._emit(run_id, line)
+                            if skip:
+                                skip -= 1
+                            else:
+                                self._emit(run_id, line)
                     elif exited:
-                        if pending and not skip_partial:
+                        if pending and not skip:
                             self._emit(run_id, pending)
                         return
                     else:
@@ -183,11 +192,6 @@ class LocalProcessLauncher(RunLauncher):
     def _emit(self, run_id: str, line: bytes) -> None:
         if self._on_output is not None:
             self._on_output(run_id, line.decode(errors="replace"))
-
-
-def _byte_before(log: BinaryIO, position: int) -> bytes:
-    log.seek(position - 1)
-    return log.read(1)
 
 
 def _signal_group(pid: int, signum: signal.Signals) -> None:

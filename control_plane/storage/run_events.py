@@ -65,6 +65,16 @@ class RunEventStore:
                 if attempt + 1 == _ATTEMPTS:
                     raise
 
+    def count(self, run_id: str, *, kind: str) -> int:
+        """How many events of ``kind`` the run has."""
+        query = (
+            select(func.count())
+            .select_from(run_events)
+            .where(run_events.c.run_id == run_id, run_events.c.kind == kind)
+        )
+        with self._database.read() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def list(self, run_id: str, *, after_sequence: int = 0, limit: int = 1000) -> list[RunEventRecord]:
         query = (
             select(run_events)

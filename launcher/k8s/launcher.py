@@ -22,7 +22,15 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from launcher.base import LauncherError, LaunchRequest, OutputHandler, RunHealth, RunLauncher, RunState
+from launcher.base import (
+    LauncherError,
+    LaunchRequest,
+    OutputHandler,
+    RunHealth,
+    RunLauncher,
+    RunState,
+    StoredLines,
+)
 from launcher.k8s.config import K8sConfigError, K8sLauncherConfig
 from launcher.k8s.health import job_health
 from launcher.k8s.job_body import RUN_ID_LABEL, build_job
@@ -47,12 +55,14 @@ class KubernetesRunLauncher(RunLauncher):
         self._batch = k8s_client.BatchV1Api(api_client)
         self._core = k8s_client.CoreV1Api(api_client)
         self._logs: PodLogFollower | None = None
+        self._stored_lines: StoredLines = lambda run_id: 0
 
-    def capture_output(self, handler: OutputHandler) -> None:
+    def capture_output(self, handler: OutputHandler, stored_lines: StoredLines) -> None:
         """Copy each run's container output to ``handler`` while it runs (see ``launcher.k8s.logs``)."""
         if self._logs is not None:
             self._logs.close()
         self._logs = PodLogFollower(self._core, handler)
+        self._stored_lines = stored_lines
 
     @classmethod
     def from_environment(
@@ -159,8 +169,8 @@ class KubernetesRunLauncher(RunLauncher):
     ) -> RunHealth:
         health = job_health(job, pods, handle)
         if health.state is RunState.RUNNING and job is not None and not _finished(job):
-            # A run launched before this control plane (re)started: copy its output from here on.
-            self._follow_output(run_id, handle, skip_existing=True)
+            # A run launched before this control plane (re)started: copy what it has not stored yet.
+            self._follow_output(run_id, handle, resuming=True)
         return health
 
     def check_many(self, runs: Sequence[tuple[str, str]]) -> dict[str, RunHealth]:
@@ -206,8 +216,8 @@ class KubernetesRunLauncher(RunLauncher):
             self._logs.close()
         self._api_client.close()  # type: ignore[no-untyped-call]
 
-    def _follow_output(self, run_id: str, handle: str, *, skip_existing: bool = False) -> None:
-        if self._logs is None:
+    def _follow_output(self, run_id: str, handle: str, *, resuming: bool = False) -> None:
+        if self._logs is None or self._logs.knows(run_id):
             return
         namespace, name = _split(handle)
 
@@ -218,7 +228,8 @@ class KubernetesRunLauncher(RunLauncher):
                 return True  # unknown: keep waiting
             return job is not None and not _finished(job)
 
-        self._logs.follow(run_id, namespace, job_exists, skip_existing=skip_existing)
+        skip = self._stored_lines(run_id) if resuming else 0
+        self._logs.follow(run_id, namespace, job_exists, skip_lines=skip)
 
     # --- reading ----------------------------------------------------------------------------------
 

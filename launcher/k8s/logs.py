@@ -2,7 +2,8 @@
 
 One thread per followed run: it waits for the run's pod to start its container, then streams the
 log with ``follow=true`` until the container has terminated. A stream cut short (the API server
-restarted, a proxy timed out) is opened again and the lines already delivered are skipped, so
+restarted, a proxy timed out) is opened again and the lines already delivered are skipped; so is a
+run found running after a control-plane restart, from the count of lines the control plane stored.
 ``partita runs logs`` shows what the run printed, once, for Kubernetes runs as for local ones.
 """
 
@@ -49,23 +50,29 @@ class PodLogFollower:
         self._done: OrderedDict[str, None] = OrderedDict()
 
     def follow(
-        self, run_id: str, namespace: str, job_exists: Callable[[], bool], *, skip_existing: bool = False
+        self, run_id: str, namespace: str, job_exists: Callable[[], bool], *, skip_lines: int = 0
     ) -> None:
         """Start following the run, once: calls for a run followed now or before do nothing.
 
         ``job_exists`` tells whether the run's Job is still there and running: a Job deleted, or
-        finished, before any pod started ends the following. ``skip_existing`` copies only what the
-        run prints from now on (a control plane that restarted stored the rest already).
+        finished, before any pod started ends the following. The first ``skip_lines`` lines are
+        not handed over (a control plane that restarted stored them already).
         """
         with self._lock:
             if run_id in self._followed or run_id in self._done:
                 return
-            following = _Following(run_id, namespace, job_exists, tail_only=skip_existing)
+            following = _Following(run_id, namespace, job_exists)
+            following.delivered = skip_lines
             self._followed[run_id] = following
         following.thread = threading.Thread(
             target=self._follow, args=(following,), name=f"run-log-{run_id}", daemon=True
         )
         following.thread.start()
+
+    def knows(self, run_id: str) -> bool:
+        """Whether the run is followed now, or was to its end."""
+        with self._lock:
+            return run_id in self._followed or run_id in self._done
 
     def stop(self, run_id: str) -> None:
         with self._lock:
@@ -123,8 +130,8 @@ class PodLogFollower:
                 return  # the stream ended because the container did
 
     def _stream(self, following: _Following, pod_name: str) -> None:
-        """Copy the pod's log: from the start, skipping the lines delivered before (a stream opened
-        again), or, for ``tail_only``, from now on."""
+        """Copy the pod's log from the start, skipping the lines delivered before (by this stream
+        before it broke, or by the control plane before it restarted)."""
         response: Any = self._core.read_namespaced_pod_log(
             pod_name,
             following.namespace,
@@ -132,10 +139,9 @@ class PodLogFollower:
             follow=True,
             _preload_content=False,
             _request_timeout=(CONNECT_TIMEOUT_SECONDS, SILENCE_SECONDS),
-            tail_lines=0 if following.tail_only else None,
         )
         following.response = response
-        skip = 0 if following.tail_only else following.delivered
+        skip = following.delivered
         try:
             for index, line in enumerate(_lines(response)):
                 if index >= skip:
@@ -180,14 +186,10 @@ class PodLogFollower:
 
 
 class _Following:
-    def __init__(
-        self, run_id: str, namespace: str, job_exists: Callable[[], bool], *, tail_only: bool
-    ) -> None:
+    def __init__(self, run_id: str, namespace: str, job_exists: Callable[[], bool]) -> None:
         self.run_id = run_id
         self.namespace = namespace
         self.job_exists = job_exists
-        #: Only what is printed from now on, also after a broken stream (lines in between are lost).
-        self.tail_only = tail_only
         self.stopped = threading.Event()
         #: Lines handed over so far.
         self.delivered = 0

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url
 
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
@@ -28,7 +29,7 @@ from code_server.wire.automation import BackfillRequestSpec
 from control_plane.api.enums import backfill_status_from_proto, run_status_from_proto
 from control_plane.client import ControlPlaneClient, ControlPlaneUnreachable
 from control_plane.records import BackfillStatus, RunStatus
-from control_plane.storage import Database, RunStore
+from control_plane.storage import Database, RunEventStore, RunStore
 from control_plane.views import LaunchOptions
 from partita.controlplane.v1 import backfills_pb2, runs_pb2
 from tests.integration.conftest import ROOT, read_jsonl, wait_until
@@ -201,3 +202,22 @@ def test_control_plane_killed_mid_backfill_completes_after_restart_without_loss_
     # Nothing anywhere is left queued, starting or running.
     every_run = client.list_runs(page_size=1000).runs
     assert all(run_status_from_proto(run.status).is_terminal for run in every_run)
+    # And every run's output is stored exactly as the run printed it, runs alive across the kill
+    # included: what they printed while no control plane copied it is there once, nothing twice.
+    database = Database.open(database_url)
+    try:
+        events = RunEventStore(database)
+        log_directory = Path(make_url(database_url).database or "").parent / "run-logs"
+
+        def stored_as_printed(run_id: str) -> bool:
+            printed = (log_directory / f"{run_id}.log").read_text().splitlines()
+            stored = [e.message for e in events.list(run_id, limit=100_000) if e.kind == "stdout"]
+            assert stored == printed[: len(stored)], f"run {run_id} stored {stored}, printed {printed}"
+            return stored == printed
+
+        for run in runs:  # the last lines may still be on their way (copied every 0.1 s)
+            wait_until(
+                lambda run_id=run.run_id: stored_as_printed(run_id), f"run {run.run_id}'s output stored"
+            )
+    finally:
+        database.dispose()

@@ -108,18 +108,21 @@ def test_a_stream_that_breaks_is_opened_again_without_repeating_lines(
     assert lines.of("r2") == ["before", "after"]
 
 
-def test_following_a_run_already_running_copies_only_what_comes_next(
+def test_following_a_run_again_skips_the_lines_already_stored(
     kube_api: KubeApiServer, follower: PodLogFollower, lines: Lines
 ) -> None:
-    """What a restarted control plane does for runs it finds running: it stored the rest already."""
-    script = "import sys, time\nprint('early', flush=True)\nsys.stdin.read() if False else time.sleep(1.0)\nprint('late')"
+    """What a restarted control plane does for a run it finds running: the first lines it stored
+    before it stopped are skipped, and everything after them is copied, nothing lost."""
+    script = "import time\nprint('stored', flush=True)\nprint('printed while down', flush=True)\ntime.sleep(1.0)\nprint('late')"
     name = run_job(kube_api, "r3", script)
     wait_until(
-        lambda: "early" in (kube_api.node.log(NAMESPACE, _pod_of(kube_api, "r3")) or ""), "the run printed"
+        lambda: "while down" in (kube_api.node.log(NAMESPACE, _pod_of(kube_api, "r3")) or ""),
+        "the run printed",
     )
-    follower.follow("r3", NAMESPACE, lambda: job_exists(kube_api, name), skip_existing=True)
+    follower.follow("r3", NAMESPACE, lambda: job_exists(kube_api, name), skip_lines=1)
     wait_until(lambda: follower.following() == [], "the follower ended with the container")
-    assert lines.of("r3") == ["late"]
+    assert lines.of("r3") == ["printed while down", "late"]
+    assert follower.knows("r3")
     follower.follow("r3", NAMESPACE, lambda: True)  # a run followed to its end is not followed again
     assert follower.following() == []
 

@@ -52,7 +52,7 @@ def test_each_printed_line_reaches_the_handler_once(tmp_path: Path) -> None:
     launcher = LocalProcessLauncher(
         log_directory=tmp_path / "logs", python=_fake_python(tmp_path, "echo one; sleep 0.2; printf two")
     )
-    launcher.capture_output(received)
+    launcher.capture_output(received, lambda run_id: 0)
     handle = launcher.launch(_request("r1"))
     wait_until(lambda: launcher.check("r1", handle).state is not RunState.RUNNING, "the run ended")
     wait_until(lambda: len(received.snapshot()) == 2, "both lines arrived", timeout=10)
@@ -64,7 +64,7 @@ def test_after_close_nothing_more_is_handed_over_and_the_log_file_keeps_it(tmp_p
     launcher = LocalProcessLauncher(
         log_directory=tmp_path / "logs", python=_fake_python(tmp_path, "echo before; sleep 1; echo after")
     )
-    launcher.capture_output(received)
+    launcher.capture_output(received, lambda run_id: 0)
     launcher.launch(_request("r2"))
     wait_until(lambda: received.snapshot() == [("r2", "before")], "the first line arrived")
     launcher.close()  # what the control plane does as it stops, before closing its database
@@ -73,23 +73,28 @@ def test_after_close_nothing_more_is_handed_over_and_the_log_file_keeps_it(tmp_p
     assert received.snapshot() == [("r2", "before")]
 
 
-def test_a_restarted_control_plane_copies_what_a_running_run_prints_from_then_on(tmp_path: Path) -> None:
+def test_a_restarted_control_plane_copies_what_it_had_not_stored_of_a_running_run(tmp_path: Path) -> None:
     before = Received()
     first = LocalProcessLauncher(
         log_directory=tmp_path / "logs",
-        python=_fake_python(tmp_path, "echo early; printf 'half'; sleep 1; echo ' line'; echo late"),
+        python=_fake_python(
+            tmp_path, "echo stored; sleep 0.6; echo 'printed while down'; sleep 1; echo late"
+        ),
     )
-    first.capture_output(before)
+    first.capture_output(before, lambda run_id: 0)
     handle = first.launch(_request("r3"))
-    wait_until(lambda: before.snapshot() == [("r3", "early")], "the first line arrived")
-    first.close()  # the control plane stops; the run goes on
+    wait_until(lambda: before.snapshot() == [("r3", "stored")], "the first line arrived")
+    first.close()  # the control plane stops; the run goes on printing
+    log = first.log_path("r3")
+    wait_until(lambda: "while down" in log.read_text(), "the run printed while no one copied")
 
     after = Received()
     restarted = LocalProcessLauncher(log_directory=tmp_path / "logs")
-    restarted.capture_output(after)
+    restarted.capture_output(
+        after, lambda run_id: len([line for run, line in before.snapshot() if run == run_id])
+    )
     assert restarted.check("r3", handle).state is RunState.RUNNING
     restarted.check("r3", handle)  # a second look does not copy twice
     wait_until(lambda: restarted.check("r3", handle).state is RunState.NOT_FOUND, "the run ended", timeout=10)
     wait_until(lambda: ("r3", "late") in after.snapshot(), "the last line arrived", timeout=5)
-    # The half-written line it joined in the middle of is skipped, not shown as a fragment.
-    assert after.snapshot() == [("r3", "late")]
+    assert after.snapshot() == [("r3", "printed while down"), ("r3", "late")]

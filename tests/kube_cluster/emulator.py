@@ -248,8 +248,6 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "text/plain"})
         await response.prepare(raw)
         sent = 0
-        if request.params.get("tailLines") == "0":  # only what comes next
-            sent = len((self.log_source(str(namespace), name) if self.log_source else None) or "")
         try:
             while raw.transport is not None and not raw.transport.is_closing():
                 pod = self.store.find("pods", namespace, name)

@@ -25,6 +25,9 @@ def test_events_get_consecutive_sequences_per_run(database: Database) -> None:
     assert [e.sequence for e in store.list("r2")] == [1]
     store.append("r1", [])
     assert len(store.list("r1")) == 3
+    # What a restarted control plane asks before it copies a run's output again.
+    assert (store.count("r1", kind="stdout"), store.count("r2", kind="stdout")) == (1, 1)
+    assert store.count("nope", kind="stdout") == 0
 
 
 def test_list_pages_after_a_sequence(database: Database) -> None:
