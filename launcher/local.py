@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from launcher.base import (
 
 _TERMINATE_GRACE_SECONDS = 5.0
 _FOLLOW_INTERVAL_SECONDS = 0.1
+#: Runs remembered as copied to their end (the latest ones), so their output is not copied again.
+_REMEMBERED_RUNS = 10_000
 #: Where run logs go by default (beside the embedded default's database).
 DEFAULT_LOG_DIRECTORY = Path(".partita/run-logs")
 
@@ -55,8 +58,9 @@ class LocalProcessLauncher(RunLauncher):
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._stored_lines: StoredLines = lambda run_id: 0
-        #: Runs whose output is being copied now.
+        #: Runs whose output is being copied now, and runs whose output was copied to its end.
         self._following: set[str] = set()
+        self._copied: OrderedDict[str, None] = OrderedDict()
 
     def launch(self, request: LaunchRequest) -> str:
         command = [self._python, "-m", "partita.cli", *request.execute_run_arguments()]
@@ -103,14 +107,17 @@ class LocalProcessLauncher(RunLauncher):
         if process is None:
             # Launched before this control plane started: all we can know is whether it lives.
             pid = int(handle)
-            if _process_exists(pid):
-                # Copy what it printed that the control plane has not stored (it stopped meanwhile).
+            alive = _process_exists(pid)
+            if self.log_path(run_id).exists():
+                # Copy what it printed that the control plane has not stored (it stopped meanwhile),
+                # to its end if the run ended meanwhile too.
                 self._start_following(
                     run_id,
                     self.log_path(run_id),
                     lambda: _process_exists(pid),
                     skip_lines=lambda: self._stored_lines(run_id),
                 )
+            if alive:
                 return RunHealth(RunState.RUNNING)
             return RunHealth(
                 RunState.NOT_FOUND,
@@ -149,8 +156,9 @@ class LocalProcessLauncher(RunLauncher):
     def _start_following(
         self, run_id: str, log_path: Path, alive: Callable[[], bool], *, skip_lines: Callable[[], int]
     ) -> None:
+        """Copy the run's output in a thread of its own, once per run: not again once copied to its end."""
         with self._lock:
-            if run_id in self._following or self._closed.is_set():
+            if run_id in self._following or run_id in self._copied or self._closed.is_set():
                 return
             self._following.add(run_id)
         threading.Thread(
@@ -188,6 +196,10 @@ class LocalProcessLauncher(RunLauncher):
         finally:
             with self._lock:
                 self._following.discard(run_id)
+                if not self._closed.is_set():
+                    self._copied[run_id] = None
+                    while len(self._copied) > _REMEMBERED_RUNS:
+                        self._copied.popitem(last=False)
 
     def _emit(self, run_id: str, line: bytes) -> None:
         if self._on_output is not None:

@@ -168,8 +168,9 @@ class KubernetesRunLauncher(RunLauncher):
         self, run_id: str, handle: str, job: dict[str, Any] | None, pods: list[dict[str, Any]]
     ) -> RunHealth:
         health = job_health(job, pods, handle)
-        if health.state is RunState.RUNNING and job is not None and not _finished(job):
-            # A run launched before this control plane (re)started: copy what it has not stored yet.
+        if job is not None:
+            # A run launched before this control plane (re)started, running or finished meanwhile
+            # (its pod kept until the Job's TTL): copy what it printed that is not stored yet.
             self._follow_output(run_id, handle, resuming=True)
         return health
 

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s_client
 
-from launcher.k8s import logs
+from launcher.base import RunState
+from launcher.k8s import K8sLauncherConfig, KubernetesRunLauncher, logs
 from launcher.k8s.logs import PodLogFollower
-from launcher.k8s.names import label_value
+from launcher.k8s.names import job_name, label_value
 from tests.integration.conftest import wait_until
 from tests.kube_cluster import KubeApiServer
 
@@ -37,8 +38,10 @@ class Lines:
             return [line for run, line in self.received if run == run_id]
 
 
-def run_job(kube: KubeApiServer, run_id: str, script: str, image: str = "example.com/app:1") -> str:
-    name = f"job-{run_id}"
+def run_job(
+    kube: KubeApiServer, run_id: str, script: str, image: str = "example.com/app:1", name: str | None = None
+) -> str:
+    name = name or f"job-{run_id}"
     body: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -164,3 +167,22 @@ def _pod_of(kube: KubeApiServer, run_id: str) -> str:
 
 def _thread_alive(name: str) -> bool:
     return any(thread.name == name and thread.is_alive() for thread in threading.enumerate())
+
+
+def test_a_restarted_launcher_copies_the_rest_of_a_run_that_finished_meanwhile(
+    kube_api: KubeApiServer,
+) -> None:
+    """The Job finished while no control plane copied its output; its pod stays until the TTL."""
+    name = run_job(kube_api, "r6", "print('stored')\nprint('printed while down')", name=job_name("r6"))
+    wait_until(lambda: not job_exists(kube_api, name), "the Job finished")
+    lines = Lines()
+    launcher = KubernetesRunLauncher(K8sLauncherConfig(namespace=NAMESPACE), kube_api.api_client())
+    launcher.capture_output(lines, lambda run_id: 1)  # the control plane had stored "stored"
+    try:
+        assert launcher.check("r6", f"{NAMESPACE}/{name}").state is RunState.SUCCEEDED
+        wait_until(lambda: lines.of("r6") == ["printed while down"], "the rest of its output arrived")
+        launcher.check("r6", f"{NAMESPACE}/{name}")  # looking again copies nothing again
+        time.sleep(0.3)
+        assert lines.of("r6") == ["printed while down"]
+    finally:
+        launcher.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,24 @@ def test_a_restarted_control_plane_copies_what_it_had_not_stored_of_a_running_ru
     wait_until(lambda: restarted.check("r3", handle).state is RunState.NOT_FOUND, "the run ended", timeout=10)
     wait_until(lambda: ("r3", "late") in after.snapshot(), "the last line arrived", timeout=5)
     assert after.snapshot() == [("r3", "printed while down"), ("r3", "late")]
+
+
+def test_the_rest_of_a_run_that_ended_while_the_control_plane_was_down_is_copied_once(tmp_path: Path) -> None:
+    before = Received()
+    first = LocalProcessLauncher(
+        log_directory=tmp_path / "logs", python=_fake_python(tmp_path, "echo stored; sleep 0.5; echo last")
+    )
+    first.capture_output(before, lambda run_id: 0)
+    handle = first.launch(_request("r4"))
+    wait_until(lambda: before.snapshot() == [("r4", "stored")], "the first line arrived")
+    first.close()
+    wait_until(lambda: "last" in first.log_path("r4").read_text(), "the run printed its last line")
+
+    after = Received()
+    restarted = LocalProcessLauncher(log_directory=tmp_path / "logs")
+    restarted.capture_output(after, lambda run_id: 1)  # "stored" was stored before the stop
+    wait_until(lambda: restarted.check("r4", handle).state is RunState.NOT_FOUND, "the run is seen gone")
+    wait_until(lambda: after.snapshot() == [("r4", "last")], "the rest of its output arrived")
+    restarted.check("r4", handle)  # looking again copies nothing again
+    time.sleep(0.3)
+    assert after.snapshot() == [("r4", "last")]
