@@ -43,7 +43,7 @@ from control_plane.records import (
     RunRecord,
     RunStatus,
 )
-from control_plane.storage import BackfillStore, Database, RunStore
+from control_plane.storage import BackfillProgressStore, BackfillStore, Database, RunStore
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 ASSETS = (AssetKey("a"), AssetKey("b"), AssetKey("c"))
@@ -86,7 +86,7 @@ def _runs() -> list[RunRecord]:
 
 
 def _one_repeat(database: Database) -> dict[str, float]:
-    backfills, runs = BackfillStore(database), RunStore(database)
+    backfills, progress, runs = BackfillStore(database), BackfillProgressStore(database), RunStore(database)
     record, partitions = _backfill()
     run_records = _runs()
     request = BackfillRequestSpec(asset_keys=ASSETS, partition_ranges=(PartitionKeyRange(KEYS[0], KEYS[-1]),))
@@ -102,7 +102,7 @@ def _one_repeat(database: Database) -> dict[str, float]:
     def create_and_assign() -> None:
         with database.transaction() as connection:
             runs.create_many(run_records, connection=connection)
-            backfills.assign_runs(
+            progress.assign_runs(
                 "bf",
                 [
                     PartitionSpan(ASSETS[0], position, position, PartitionStatus.QUEUED, run.id)
@@ -114,10 +114,10 @@ def _one_repeat(database: Database) -> dict[str, float]:
     timed("create runs + assign", create_and_assign)
     timed(
         "mark materialized",
-        lambda: backfills.set_partition_status("bf", ASSETS[0], KEYS, PartitionStatus.MATERIALIZED),
+        lambda: progress.set_partition_status("bf", ASSETS[0], KEYS, PartitionStatus.MATERIALIZED),
     )
-    timed("partition counts", lambda: backfills.partition_counts("bf"))
-    counts = backfills.partition_counts("bf")
+    timed("partition counts", lambda: progress.partition_counts("bf"))
+    counts = progress.partition_counts("bf")
     assert counts[ASSETS[0]] == {PartitionStatus.MATERIALIZED: len(KEYS)}, counts
     return timings
 

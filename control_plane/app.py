@@ -41,7 +41,14 @@ from control_plane.runs.queue import RunQueue
 from control_plane.runs.reporter_servicer import RunReporterServicer
 from control_plane.runs.reports import AppliedReports, RunReport, RunReportHandler
 from control_plane.service import AssetPartitionStatusView, ControlPlaneService
-from control_plane.storage import BackfillStore, Database, NotFound, RunEventStore, RunStore
+from control_plane.storage import (
+    BackfillProgressStore,
+    BackfillStore,
+    Database,
+    NotFound,
+    RunEventStore,
+    RunStore,
+)
 from control_plane.views import BackfillPlanView, BackfillView, CodeLocationView, LaunchOptions
 from launcher.base import RunLauncher
 from launcher.local import LocalProcessLauncher
@@ -104,6 +111,7 @@ class ControlPlane(ControlPlaneService):
         self.daemon = Daemon(idle_seconds=config.idle_seconds)
         self.database = Database.open(config.database_url)
         self._backfills = BackfillStore(self.database)
+        self._progress = BackfillProgressStore(self.database)
         self._runs = RunStore(self.database)
         self._events = RunEventStore(self.database)
         self.locations = CodeLocations(config.code_servers, clock=clock)
@@ -234,7 +242,7 @@ class ControlPlane(ControlPlaneService):
         return BackfillView(
             record=record,
             request=self._backfills.get_request(backfill_id),
-            counts=self._backfills.partition_counts(backfill_id),
+            counts=self._progress.partition_counts(backfill_id),
         )
 
     def list_backfills(
@@ -257,7 +265,7 @@ class ControlPlane(ControlPlaneService):
             BackfillView(
                 record=record,
                 request=self._backfills.get_request(record.id),
-                counts=self._backfills.partition_counts(record.id),
+                counts=self._progress.partition_counts(record.id),
             )
             for record in records
         ]
@@ -307,7 +315,7 @@ class ControlPlane(ControlPlaneService):
         self, backfill_id: str, *, after: int | None
     ) -> tuple[int, Sequence[PartitionSpan]]:
         try:
-            return self._backfills.partition_changes(backfill_id, after=after)
+            return self._progress.partition_changes(backfill_id, after=after)
         except NotFound as error:
             raise BackfillNotFound(
                 f"No backfill with id {backfill_id!r}; list them with `partita backfill list`."

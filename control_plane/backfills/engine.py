@@ -30,7 +30,13 @@ from control_plane.records import (
     RunRecord,
     RunStatus,
 )
-from control_plane.storage import BackfillAlreadyExists, BackfillStore, Database, RunStore
+from control_plane.storage import (
+    BackfillAlreadyExists,
+    BackfillProgressStore,
+    BackfillStore,
+    Database,
+    RunStore,
+)
 from control_plane.views import BackfillPlanView, LaunchOptions, PlannedRunView
 
 logger = logging.getLogger("partita.control_plane.backfills")
@@ -49,8 +55,8 @@ def new_id() -> str:
 class StoredPartitionRows:
     """Partition rows read from storage as the planner asks for them."""
 
-    def __init__(self, backfills: BackfillStore, backfill_id: str) -> None:
-        self._backfills = backfills
+    def __init__(self, progress: BackfillProgressStore, backfill_id: str) -> None:
+        self._progress = progress
         self._backfill_id = backfill_id
 
     def rows(
@@ -58,7 +64,7 @@ class StoredPartitionRows:
     ) -> Mapping[str, tuple[PartitionStatus, int]]:
         if partition_keys is not None and not partition_keys:
             return {}
-        rows = self._backfills.partitions(
+        rows = self._progress.partitions(
             self._backfill_id,
             asset_key=asset_key,
             partition_keys=None if partition_keys is None else list(partition_keys),
@@ -77,6 +83,7 @@ class BackfillEngine:
     ) -> None:
         self._database = database
         self._backfills = BackfillStore(database)
+        self._progress = BackfillProgressStore(database)
         self._runs = RunStore(database)
         self._locations = locations
         self._clock = clock
@@ -148,7 +155,7 @@ class BackfillEngine:
                 while batch := list(islice(planned, _LAUNCH_BATCH)):
                     runs = self._run_records(record, batch, now)
                     self._runs.create_many(runs, connection=connection)
-                    self._backfills.add_spans(record.id, _run_spans(runs, batch), connection=connection)
+                    self._progress.add_spans(record.id, _run_spans(runs, batch), connection=connection)
                     queued += len(runs)
         except BackfillAlreadyExists:
             raced = self._backfills.find_by_request_id(options.request_id) if options.request_id else None
@@ -242,7 +249,7 @@ class BackfillEngine:
         if removed:
             self._fail_removed_assets(record, removed)
         planner = BackfillPlanner(graph, present)
-        rows = StoredPartitionRows(self._backfills, backfill_id)
+        rows = StoredPartitionRows(self._progress, backfill_id)
         plan = planner.plan_everything(rows) if changes is None else planner.plan_changes(changes, rows)
         return self._save_plan(record, plan)
 
@@ -251,10 +258,10 @@ class BackfillEngine:
         names = ", ".join(repr(key.to_user_string()) for key in removed)
         failed: dict[AssetKey, list[str]] = {}
         for key in removed:
-            rows = self._backfills.partitions(record.id, asset_key=key, statuses=[PartitionStatus.PENDING])
+            rows = self._progress.partitions(record.id, asset_key=key, statuses=[PartitionStatus.PENDING])
             if rows:
                 keys = [row.partition_key for row in rows]
-                self._backfills.set_partition_status(
+                self._progress.set_partition_status(
                     record.id, key, keys, PartitionStatus.FAILED, only_from=(PartitionStatus.PENDING,)
                 )
                 failed[key] = keys
@@ -271,7 +278,7 @@ class BackfillEngine:
         runs = self._run_records(record, plan.runs, now)
         with self._database.transaction() as connection:
             for asset_key, keys in plan.upstream_failed.items():
-                self._backfills.set_partition_status(
+                self._progress.set_partition_status(
                     record.id,
                     asset_key,
                     keys,
@@ -280,7 +287,7 @@ class BackfillEngine:
                     connection=connection,
                 )
             self._runs.create_many(runs, connection=connection)
-            self._backfills.assign_runs(record.id, _run_spans(runs, plan.runs), connection=connection)
+            self._progress.assign_runs(record.id, _run_spans(runs, plan.runs), connection=connection)
         if plan.upstream_failed:
             # Downstream of these there may be more to fail (in other backfill units).
             self.note_changes(record.id, {key: keys for key, keys in plan.upstream_failed.items()})
@@ -298,7 +305,7 @@ class BackfillEngine:
         if status is BackfillStatus.CANCELING:
             final = BackfillStatus.CANCELED
         else:
-            if self._backfills.has_partitions(backfill_id, statuses=_UNFINISHED_PARTITIONS):
+            if self._progress.has_partitions(backfill_id, statuses=_UNFINISHED_PARTITIONS):
                 with self._lock:
                     first_time = backfill_id not in self._safety_planned
                     self._safety_planned.add(backfill_id)
@@ -307,7 +314,7 @@ class BackfillEngine:
                     # and not again until something changes, so a stuck backfill cannot spin the daemon.
                     self.note_full_plan(backfill_id)
                 return None
-            counts = self._backfills.partition_counts(backfill_id)
+            counts = self._progress.partition_counts(backfill_id)
             failed = any(
                 status is not PartitionStatus.MATERIALIZED and count
                 for per_asset in counts.values()
@@ -326,7 +333,7 @@ class BackfillEngine:
         if record.status in (BackfillStatus.CANCELING,):
             raise InvalidStateTransition(f"Backfill {backfill_id} is being canceled; wait, then retry.")
         with self._database.transaction() as connection:
-            requeued = self._backfills.reset_partitions(
+            requeued = self._progress.reset_partitions(
                 backfill_id,
                 from_statuses=(
                     PartitionStatus.FAILED,
@@ -373,7 +380,7 @@ class BackfillEngine:
         with self._database.transaction() as connection:
             self._backfills.update_status(backfill_id, BackfillStatus.CANCELING, connection=connection)
             self._runs.cancel_queued(backfill_id, ended_at=now, connection=connection)
-            self._backfills.set_partition_status(
+            self._progress.set_partition_status(
                 backfill_id,
                 None,
                 None,

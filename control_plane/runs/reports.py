@@ -18,7 +18,14 @@ from datetime import datetime
 
 from code_server.asset_key import AssetKey
 from control_plane.records import PartitionStatus, RunFailureKind, RunRecord, RunStatus
-from control_plane.storage import AssetStatusStore, BackfillStore, Database, RunEventStore, RunStore
+from control_plane.storage import (
+    AssetStatusStore,
+    BackfillProgressStore,
+    BackfillStore,
+    Database,
+    RunEventStore,
+    RunStore,
+)
 
 logger = logging.getLogger("partita.control_plane.reports")
 
@@ -86,6 +93,7 @@ class RunReportHandler:
         self._database = database
         self._runs = RunStore(database)
         self._backfills = BackfillStore(database)
+        self._progress = BackfillProgressStore(database)
         self._asset_status = AssetStatusStore(database)
         self._events = RunEventStore(database)
         self._on_applied = on_applied
@@ -187,7 +195,7 @@ class RunReportHandler:
             only_from=(RunStatus.QUEUED, RunStatus.STARTING),
         )
         if run.backfill_id:
-            self._backfills.set_status_for_run(
+            self._progress.set_status_for_run(
                 run.id,
                 PartitionStatus.RUNNING,
                 only_from=(PartitionStatus.QUEUED,),
@@ -209,7 +217,7 @@ class RunReportHandler:
         if status is not PartitionStatus.UPSTREAM_FAILED:
             self._asset_status.upsert(report.asset_key, keys, status, run.id)
         if run.backfill_id:
-            self._backfills.set_status_for_run(
+            self._progress.set_status_for_run(
                 run.id, status, asset_key=report.asset_key, only_from=_OPEN, backfill_id=run.backfill_id
             )
             applied.changes.setdefault(run.backfill_id, {}).setdefault(report.asset_key, []).extend(keys)
@@ -265,11 +273,11 @@ class RunReportHandler:
         if not run.backfill_id:
             return {}
         closed: dict[AssetKey, list[str]] = {}
-        for row in self._backfills.partitions_of_run(run.id):
+        for row in self._progress.partitions_of_run(run.id):
             if row.status in _RUN_OPEN_PARTITIONS:
                 closed.setdefault(row.asset_key, []).append(row.partition_key)
         if closed:
-            self._backfills.set_status_for_run(
+            self._progress.set_status_for_run(
                 run.id, status, only_from=_RUN_OPEN_PARTITIONS, backfill_id=run.backfill_id
             )
         return closed
@@ -278,7 +286,7 @@ class RunReportHandler:
         if run.backfill_id:
             return [
                 row.partition_key
-                for row in self._backfills.partitions_of_run(run.id)
+                for row in self._progress.partitions_of_run(run.id)
                 if row.asset_key == asset_key
             ]
         # Runs outside backfills (a sensor's RunRequest) have one partition key at most.

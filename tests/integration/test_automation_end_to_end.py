@@ -122,7 +122,7 @@ def test_the_guide_schedule_launches_one_backfill_through_the_static_mapping(
     assert view.record.tags["custom_tag_key"] == "custom_tag_value"
     partitions = {key: sum(counts.values()) for key, counts in view.counts.items()}
     assert partitions == {AssetKey("asset_a"): 1, AssetKey("asset_b"): 1}
-    rows = control_plane._backfills.partitions(view.record.id)
+    rows = control_plane._progress.partitions(view.record.id)
     assert {(row.asset_key, row.partition_key) for row in rows} == {
         (AssetKey("asset_a"), "foo_a"),
         (AssetKey("asset_b"), "foo_b"),

@@ -25,7 +25,7 @@ from control_plane.runs.reports import (
     RunReportHandler,
     RunStartedReport,
 )
-from control_plane.storage import AssetStatusStore, BackfillStore, Database, RunStore
+from control_plane.storage import AssetStatusStore, BackfillProgressStore, BackfillStore, Database, RunStore
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 A, B = AssetKey("a"), AssetKey("b")
@@ -56,7 +56,7 @@ def database(tmp_path: Path) -> Database:
 
 
 def statuses(database: Database) -> dict[tuple[str, str], PartitionStatus]:
-    rows = BackfillStore(database).partitions("bf")
+    rows = BackfillProgressStore(database).partitions("bf")
     return {(row.asset_key.to_user_string(), row.partition_key): row.status for row in rows}
 
 

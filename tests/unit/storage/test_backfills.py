@@ -1,4 +1,4 @@
-"""BackfillStore: backfills, their requests, and per-partition progress rows."""
+"""BackfillStore and BackfillProgressStore: backfills, their requests, and their partition progress."""
 
 from __future__ import annotations
 
@@ -22,7 +22,13 @@ from control_plane.records import (
     PartitionSpan,
     PartitionStatus,
 )
-from control_plane.storage import BackfillAlreadyExists, BackfillStore, Database, NotFound
+from control_plane.storage import (
+    BackfillAlreadyExists,
+    BackfillProgressStore,
+    BackfillStore,
+    Database,
+    NotFound,
+)
 from control_plane.storage.schema import backfill_partition_spans
 
 A, B, C = AssetKey("a"), AssetKey(["warehouse", "b"]), AssetKey("c")
@@ -49,6 +55,11 @@ def _request(*assets: AssetKey) -> BackfillRequestSpec:
 @pytest.fixture
 def store(database: Database) -> BackfillStore:
     return BackfillStore(database)
+
+
+@pytest.fixture
+def progress(database: Database) -> BackfillProgressStore:
+    return BackfillProgressStore(database)
 
 
 @pytest.fixture
@@ -93,14 +104,17 @@ def test_status_of_reads_the_status_alone(store: BackfillStore, launched: Backfi
 
 
 def test_a_duplicate_backfill_id_is_refused_and_writes_nothing_more(
-    store: BackfillStore, launched: BackfillRecord, make_backfill: MakeBackfill
+    store: BackfillStore,
+    progress: BackfillProgressStore,
+    launched: BackfillRecord,
+    make_backfill: MakeBackfill,
 ) -> None:
     with pytest.raises(BackfillAlreadyExists, match="bf"):
         store.create(
             make_backfill("bf", assets=("z",)), _rows("bf", AssetKey("z"), _keys(3)), request=_request()
         )
     assert store.get("bf") == launched
-    assert store.partitions("bf", asset_key=AssetKey("z")) == []
+    assert progress.partitions("bf", asset_key=AssetKey("z")) == []
 
 
 def test_a_request_id_launches_one_backfill_only(store: BackfillStore, make_backfill: MakeBackfill) -> None:
@@ -238,7 +252,7 @@ def test_active_ids_are_the_unfinished_backfills(store: BackfillStore, make_back
 
 
 def test_partitions_are_ordered_by_asset_then_position(
-    store: BackfillStore, make_backfill: MakeBackfill
+    store: BackfillStore, progress: BackfillProgressStore, make_backfill: MakeBackfill
 ) -> None:
     keys = ["2024-01-03", "2024-01-01", "2024-01-02"]  # positions decide, not the key text
     store.create(
@@ -247,7 +261,7 @@ def test_partitions_are_ordered_by_asset_then_position(
         + [BackfillPartition("bf", A, key, position) for position, key in enumerate(keys)],
         request=_request(),
     )
-    assert [(p.asset_key, p.partition_key) for p in store.partitions("bf")] == [
+    assert [(p.asset_key, p.partition_key) for p in progress.partitions("bf")] == [
         (A, "2024-01-03"),
         (A, "2024-01-01"),
         (A, "2024-01-02"),
@@ -257,14 +271,16 @@ def test_partitions_are_ordered_by_asset_then_position(
     ]
 
 
-def test_partitions_filter_by_asset_status_and_keys(store: BackfillStore, launched: BackfillRecord) -> None:
-    store.set_partition_status("bf", B, ["k00001", "k00003"], P.FAILED)
-    assert [p.partition_key for p in store.partitions("bf", asset_key=B, statuses=[P.FAILED])] == [
+def test_partitions_filter_by_asset_status_and_keys(
+    store: BackfillStore, progress: BackfillProgressStore, launched: BackfillRecord
+) -> None:
+    progress.set_partition_status("bf", B, ["k00001", "k00003"], P.FAILED)
+    assert [p.partition_key for p in progress.partitions("bf", asset_key=B, statuses=[P.FAILED])] == [
         "k00001",
         "k00003",
     ]
     assert [
-        (p.asset_key, p.partition_key) for p in store.partitions("bf", partition_keys=["k00004", "k00000"])
+        (p.asset_key, p.partition_key) for p in progress.partitions("bf", partition_keys=["k00004", "k00000"])
     ] == [
         (A, "k00000"),
         (A, "k00004"),
@@ -273,78 +289,82 @@ def test_partitions_filter_by_asset_status_and_keys(store: BackfillStore, launch
         (B, "k00000"),
         (B, "k00004"),
     ]
-    assert store.partitions("bf", asset_key=A, partition_keys=[]) == []
+    assert progress.partitions("bf", asset_key=A, partition_keys=[]) == []
 
 
-def test_partition_counts_group_by_asset_and_status(store: BackfillStore, launched: BackfillRecord) -> None:
-    store.set_partition_status("bf", A, ["k00000", "k00001"], P.MATERIALIZED)
-    store.set_partition_status("bf", A, ["k00002"], P.FAILED)
-    store.set_partition_status("bf", B, ["k00002"], P.UPSTREAM_FAILED)
-    assert store.partition_counts("bf") == {
+def test_partition_counts_group_by_asset_and_status(
+    store: BackfillStore, progress: BackfillProgressStore, launched: BackfillRecord
+) -> None:
+    progress.set_partition_status("bf", A, ["k00000", "k00001"], P.MATERIALIZED)
+    progress.set_partition_status("bf", A, ["k00002"], P.FAILED)
+    progress.set_partition_status("bf", B, ["k00002"], P.UPSTREAM_FAILED)
+    assert progress.partition_counts("bf") == {
         A: {P.MATERIALIZED: 2, P.FAILED: 1, P.PENDING: 2},
         B: {P.UPSTREAM_FAILED: 1, P.PENDING: 4},
         C: {P.PENDING: 5},
     }
-    assert store.has_partitions("bf", statuses=[P.PENDING, P.FAILED])
-    assert not store.has_partitions("bf", statuses=[P.RUNNING])
-    assert store.partition_counts("nope") == {}
+    assert progress.has_partitions("bf", statuses=[P.PENDING, P.FAILED])
+    assert not progress.has_partitions("bf", statuses=[P.RUNNING])
+    assert progress.partition_counts("nope") == {}
 
 
 def test_set_partition_status_only_from_keeps_a_finished_partition(
-    store: BackfillStore, launched: BackfillRecord
+    store: BackfillStore, progress: BackfillProgressStore, launched: BackfillRecord
 ) -> None:
-    store.set_partition_status("bf", A, ["k00000"], P.MATERIALIZED)
-    changed = store.set_partition_status(
+    progress.set_partition_status("bf", A, ["k00000"], P.MATERIALIZED)
+    changed = progress.set_partition_status(
         "bf", A, ["k00000", "k00001"], P.FAILED, only_from=[P.PENDING, P.QUEUED, P.RUNNING]
     )
     assert changed == 1
-    statuses = {p.partition_key: p.status for p in store.partitions("bf", asset_key=A)}
+    statuses = {p.partition_key: p.status for p in progress.partitions("bf", asset_key=A)}
     assert (statuses["k00000"], statuses["k00001"]) == (P.MATERIALIZED, P.FAILED)
 
 
 def test_set_partition_status_without_keys_covers_the_asset_or_the_backfill(
-    store: BackfillStore, launched: BackfillRecord
+    store: BackfillStore, progress: BackfillProgressStore, launched: BackfillRecord
 ) -> None:
-    assert store.set_partition_status("bf", C, None, P.QUEUED) == 5
-    assert store.set_partition_status("bf", None, None, P.CANCELED, only_from=[P.PENDING]) == 10
-    assert store.partition_counts("bf") == {A: {P.CANCELED: 5}, B: {P.CANCELED: 5}, C: {P.QUEUED: 5}}
+    assert progress.set_partition_status("bf", C, None, P.QUEUED) == 5
+    assert progress.set_partition_status("bf", None, None, P.CANCELED, only_from=[P.PENDING]) == 10
+    assert progress.partition_counts("bf") == {A: {P.CANCELED: 5}, B: {P.CANCELED: 5}, C: {P.QUEUED: 5}}
 
 
-def test_assign_runs_queues_each_partition_in_its_run(store: BackfillStore, launched: BackfillRecord) -> None:
-    store.assign_runs("bf", [_queued(A, 0, 0, "r1"), _queued(B, 0, 0, "r1"), _queued(A, 1, 1, "r2")])
-    assert [(p.asset_key, p.partition_key, p.status) for p in store.partitions_of_run("r1")] == [
+def test_assign_runs_queues_each_partition_in_its_run(
+    store: BackfillStore, progress: BackfillProgressStore, launched: BackfillRecord
+) -> None:
+    progress.assign_runs("bf", [_queued(A, 0, 0, "r1"), _queued(B, 0, 0, "r1"), _queued(A, 1, 1, "r2")])
+    assert [(p.asset_key, p.partition_key, p.status) for p in progress.partitions_of_run("r1")] == [
         (A, "k00000", P.QUEUED),
         (B, "k00000", P.QUEUED),
     ]
-    assert [p.partition_key for p in store.partitions_of_run("r2")] == ["k00001"]
-    assert store.partitions_of_run("r3") == []
-    store.assign_runs("bf", [])
+    assert [p.partition_key for p in progress.partitions_of_run("r2")] == ["k00001"]
+    assert progress.partitions_of_run("r3") == []
+    progress.assign_runs("bf", [])
 
 
 def test_set_status_for_run_moves_only_that_runs_partitions(
-    store: BackfillStore, launched: BackfillRecord
+    store: BackfillStore, progress: BackfillProgressStore, launched: BackfillRecord
 ) -> None:
-    store.assign_runs("bf", [_queued(A, 0, 0, "r1"), _queued(B, 0, 0, "r1"), _queued(A, 1, 1, "r2")])
-    assert store.set_status_for_run("r1", P.RUNNING, only_from=[P.QUEUED]) == 2
-    assert store.set_status_for_run("r1", P.MATERIALIZED, asset_key=A) == 1
+    progress.assign_runs("bf", [_queued(A, 0, 0, "r1"), _queued(B, 0, 0, "r1"), _queued(A, 1, 1, "r2")])
+    assert progress.set_status_for_run("r1", P.RUNNING, only_from=[P.QUEUED]) == 2
+    assert progress.set_status_for_run("r1", P.MATERIALIZED, asset_key=A) == 1
     # A late duplicate "started" report cannot move a materialized partition back.
-    assert store.set_status_for_run("r1", P.RUNNING, only_from=[P.QUEUED]) == 0
-    assert [(p.asset_key, p.status) for p in store.partitions_of_run("r1")] == [
+    assert progress.set_status_for_run("r1", P.RUNNING, only_from=[P.QUEUED]) == 0
+    assert [(p.asset_key, p.status) for p in progress.partitions_of_run("r1")] == [
         (A, P.MATERIALIZED),
         (B, P.RUNNING),
     ]
-    assert [p.status for p in store.partitions_of_run("r2")] == [P.QUEUED]
+    assert [p.status for p in progress.partitions_of_run("r2")] == [P.QUEUED]
 
 
 def test_reset_partitions_makes_failed_ones_pending_and_unassigned(
-    store: BackfillStore, launched: BackfillRecord
+    store: BackfillStore, progress: BackfillProgressStore, launched: BackfillRecord
 ) -> None:
-    store.assign_runs("bf", [_queued(A, 0, 0, "r1"), _queued(A, 1, 1, "r2"), _queued(A, 2, 2, "r3")])
-    store.set_status_for_run("r1", P.MATERIALIZED)
-    store.set_status_for_run("r2", P.FAILED)
-    store.set_partition_status("bf", B, ["k00001"], P.UPSTREAM_FAILED)
-    assert store.reset_partitions("bf", from_statuses=[P.FAILED, P.UPSTREAM_FAILED]) == 2
-    by_key = {(p.asset_key, p.partition_key): p for p in store.partitions("bf")}
+    progress.assign_runs("bf", [_queued(A, 0, 0, "r1"), _queued(A, 1, 1, "r2"), _queued(A, 2, 2, "r3")])
+    progress.set_status_for_run("r1", P.MATERIALIZED)
+    progress.set_status_for_run("r2", P.FAILED)
+    progress.set_partition_status("bf", B, ["k00001"], P.UPSTREAM_FAILED)
+    assert progress.reset_partitions("bf", from_statuses=[P.FAILED, P.UPSTREAM_FAILED]) == 2
+    by_key = {(p.asset_key, p.partition_key): p for p in progress.partitions("bf")}
     assert (by_key[A, "k00001"].status, by_key[A, "k00001"].run_id) == (P.PENDING, None)
     assert by_key[B, "k00001"].status is P.PENDING
     assert (by_key[A, "k00000"].status, by_key[A, "k00000"].run_id) == (P.MATERIALIZED, "r1")
@@ -352,19 +372,23 @@ def test_reset_partitions_makes_failed_ones_pending_and_unassigned(
 
 
 def test_store_methods_grouped_in_one_transaction_roll_back_together(
-    database: Database, store: BackfillStore, launched: BackfillRecord, make_backfill: MakeBackfill
+    database: Database,
+    store: BackfillStore,
+    progress: BackfillProgressStore,
+    launched: BackfillRecord,
+    make_backfill: MakeBackfill,
 ) -> None:
     with pytest.raises(BackfillAlreadyExists), database.transaction() as connection:
-        store.set_partition_status("bf", A, None, P.CANCELED, connection=connection)
+        progress.set_partition_status("bf", A, None, P.CANCELED, connection=connection)
         store.create(make_backfill("bf"), [], request=_request(), connection=connection)
-    assert store.partition_counts("bf")[A] == {P.PENDING: 5}
+    assert progress.partition_counts("bf")[A] == {P.PENDING: 5}
 
 
 # --- bulk ---------------------------------------------------------------------------------------------
 
 
 def test_bulk_operations_over_ten_thousand_partitions(
-    store: BackfillStore, make_backfill: MakeBackfill
+    store: BackfillStore, progress: BackfillProgressStore, make_backfill: MakeBackfill
 ) -> None:
     keys = _keys(10_000)
     store.create(
@@ -372,44 +396,44 @@ def test_bulk_operations_over_ten_thousand_partitions(
         _rows("big", A, keys) + _rows("big", C, keys),
         request=_request(),
     )
-    assert store.partition_counts("big") == {A: {P.PENDING: 10_000}, C: {P.PENDING: 10_000}}
+    assert progress.partition_counts("big") == {A: {P.PENDING: 10_000}, C: {P.PENDING: 10_000}}
 
-    store.assign_runs("big", [_queued(A, 100 * run, 100 * run + 99, f"run-{run}") for run in range(100)])
-    assert len(store.partitions_of_run("run-7")) == 100
-    assert store.set_partition_status("big", A, keys[:2_500], P.MATERIALIZED) == 2_500
-    assert store.set_partition_status("big", A, keys, P.FAILED, only_from=[P.QUEUED]) == 7_500
-    assert store.partition_counts("big")[A] == {P.MATERIALIZED: 2_500, P.FAILED: 7_500}
+    progress.assign_runs("big", [_queued(A, 100 * run, 100 * run + 99, f"run-{run}") for run in range(100)])
+    assert len(progress.partitions_of_run("run-7")) == 100
+    assert progress.set_partition_status("big", A, keys[:2_500], P.MATERIALIZED) == 2_500
+    assert progress.set_partition_status("big", A, keys, P.FAILED, only_from=[P.QUEUED]) == 7_500
+    assert progress.partition_counts("big")[A] == {P.MATERIALIZED: 2_500, P.FAILED: 7_500}
 
-    picked = store.partitions("big", asset_key=C, partition_keys=keys[::-1])
+    picked = progress.partitions("big", asset_key=C, partition_keys=keys[::-1])
     assert [p.position for p in picked] == list(range(10_000))
-    assert store.reset_partitions("big", from_statuses=[P.FAILED]) == 7_500
-    assert store.partition_counts("big") == {
+    assert progress.reset_partitions("big", from_statuses=[P.FAILED]) == 7_500
+    assert progress.partition_counts("big") == {
         A: {P.MATERIALIZED: 2_500, P.PENDING: 7_500},
         C: {P.PENDING: 10_000},
     }
 
 
 def test_partition_changes_are_the_rows_each_write_touched_after_a_sequence(
-    store: BackfillStore, launched: BackfillRecord
+    store: BackfillStore, progress: BackfillProgressStore, launched: BackfillRecord
 ) -> None:
-    start, nothing = store.partition_changes("bf", after=None)
+    start, nothing = progress.partition_changes("bf", after=None)
     assert nothing == []
-    store.assign_runs("bf", [_queued(A, 0, 0, "r1"), _queued(A, 1, 1, "r1")])
-    assigned, changes = store.partition_changes("bf", after=start)
+    progress.assign_runs("bf", [_queued(A, 0, 0, "r1"), _queued(A, 1, 1, "r1")])
+    assigned, changes = progress.partition_changes("bf", after=start)
     assert assigned > start
     assert [(s.asset_key, s.first_key, s.last_key, s.status, s.run_id) for s in changes] == [
         (A, "k00000", "k00001", P.QUEUED, "r1")
     ]
-    store.set_status_for_run("r1", P.MATERIALIZED, asset_key=A)
-    store.set_partition_status("bf", B, ["k00002"], P.UPSTREAM_FAILED)
-    latest, changes = store.partition_changes("bf", after=assigned)
+    progress.set_status_for_run("r1", P.MATERIALIZED, asset_key=A)
+    progress.set_partition_status("bf", B, ["k00002"], P.UPSTREAM_FAILED)
+    latest, changes = progress.partition_changes("bf", after=assigned)
     assert [(s.asset_key, s.first_key, s.last_key, s.status) for s in changes] == [
         (A, "k00000", "k00001", P.MATERIALIZED),
         (B, "k00002", "k00002", P.UPSTREAM_FAILED),
     ]
-    assert store.partition_changes("bf", after=latest) == (latest, [])
+    assert progress.partition_changes("bf", after=latest) == (latest, [])
     with pytest.raises(NotFound):
-        store.partition_changes("nope", after=None)
+        progress.partition_changes("nope", after=None)
 
 
 # --- spans against a partition-by-partition model -------------------------------------------------------
@@ -417,7 +441,7 @@ def test_partition_changes_are_the_rows_each_write_touched_after_a_sequence(
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_writes_read_back_as_the_same_writes_partition_by_partition(
-    store: BackfillStore, make_backfill: MakeBackfill, seed: int
+    store: BackfillStore, progress: BackfillProgressStore, make_backfill: MakeBackfill, seed: int
 ) -> None:
     """Spans split and merge under writes; every read must still equal a model kept key by key."""
     rng = random.Random(seed)
@@ -442,7 +466,7 @@ def test_random_writes_read_back_as_the_same_writes_partition_by_partition(
         if operation == "status":
             chosen = rng.sample(keys, rng.randint(1, 10))
             status, only = rng.choice(statuses), rng.sample(statuses, 3)
-            changed = store.set_partition_status("bf", asset, chosen, status, only_from=only)
+            changed = progress.set_partition_status("bf", asset, chosen, status, only_from=only)
             expected = 0
             for key in chosen:
                 if model[asset, key][0] in only and model[asset, key][0] is not status:
@@ -454,7 +478,7 @@ def test_random_writes_read_back_as_the_same_writes_partition_by_partition(
             last = min(len(keys) - 1, first + rng.randint(0, 5))
             run_id = f"run-{step}"
             span = _queued(asset, position_of[keys[first]], position_of[keys[last]], run_id)
-            store.assign_runs("bf", [span])
+            progress.assign_runs("bf", [span])
             for key in keys[first : last + 1]:
                 model[asset, key] = (P.QUEUED, run_id)
         elif operation == "run":
@@ -462,30 +486,30 @@ def test_random_writes_read_back_as_the_same_writes_partition_by_partition(
             if not runs:
                 continue
             run_id, status = rng.choice(runs), rng.choice([P.RUNNING, P.MATERIALIZED, P.FAILED])
-            store.set_status_for_run(run_id, status)
+            progress.set_status_for_run(run_id, status)
             for where, (_, run) in list(model.items()):
                 if run == run_id:
                     model[where] = (status, run)
         else:
-            store.reset_partitions("bf", from_statuses=[P.FAILED, P.CANCELED])
+            progress.reset_partitions("bf", from_statuses=[P.FAILED, P.CANCELED])
             for where, (status, _run) in list(model.items()):
                 if status in (P.FAILED, P.CANCELED):
                     model[where] = (P.PENDING, None)
-        read = {(p.asset_key, p.partition_key): (p.status, p.run_id) for p in store.partitions("bf")}
+        read = {(p.asset_key, p.partition_key): (p.status, p.run_id) for p in progress.partitions("bf")}
         assert read == model, f"after step {step} ({operation})"
     counts: dict[AssetKey, dict[PartitionStatus, int]] = {}
     for (asset, _), (status, _) in model.items():
         counts.setdefault(asset, {}).setdefault(status, 0)
         counts[asset][status] += 1
-    assert store.partition_counts("bf") == counts
+    assert progress.partition_counts("bf") == counts
     some = rng.sample(keys, 7)
-    assert {(p.asset_key, p.partition_key) for p in store.partitions("bf", partition_keys=some)} == {
+    assert {(p.asset_key, p.partition_key) for p in progress.partitions("bf", partition_keys=some)} == {
         (asset, key) for asset in (A, C) for key in some
     }
 
 
 def test_a_launch_of_ranges_stores_a_span_per_run_and_asset_not_per_partition(
-    database: Database, store: BackfillStore, make_backfill: MakeBackfill
+    database: Database, store: BackfillStore, progress: BackfillProgressStore, make_backfill: MakeBackfill
 ) -> None:
     days = DailyPartitionsDefinition(start_date="2015-01-01")
     space = TimeWindowKeySpace(days)
@@ -499,14 +523,16 @@ def test_a_launch_of_ranges_stores_a_span_per_run_and_asset_not_per_partition(
         assert (
             connection.execute(sa.select(sa.func.count()).select_from(backfill_partition_spans)).scalar() == 1
         )
-    assert store.partition_counts("bf") == {A: {P.QUEUED: 3653}}
-    assert [p.partition_key for p in store.partitions("bf", partition_keys=["2024-12-31", "2015-01-01"])] == [
+    assert progress.partition_counts("bf") == {A: {P.QUEUED: 3653}}
+    assert [
+        p.partition_key for p in progress.partitions("bf", partition_keys=["2024-12-31", "2015-01-01"])
+    ] == [
         "2015-01-01",
         "2024-12-31",
     ]
     # A report for the run flips one row, whatever the run's length.
-    assert store.set_status_for_run("r1", P.MATERIALIZED) == 3653
-    _, changes = store.partition_changes("bf", after=0)
+    assert progress.set_status_for_run("r1", P.MATERIALIZED) == 3653
+    _, changes = progress.partition_changes("bf", after=0)
     assert [(c.first_key, c.last_key, c.status) for c in changes] == [
         ("2015-01-01", "2024-12-31", P.MATERIALIZED)
     ]

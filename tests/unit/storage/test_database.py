@@ -157,6 +157,7 @@ def test_the_public_names_are_pinned() -> None:
     assert sorted(storage.__all__) == [
         "AssetStatusStore",
         "BackfillAlreadyExists",
+        "BackfillProgressStore",
         "BackfillStore",
         "DaemonCursorStore",
         "Database",

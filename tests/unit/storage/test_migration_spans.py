@@ -10,7 +10,7 @@ from alembic.config import Config
 
 from code_server.asset_key import AssetKey
 from control_plane.records import PartitionStatus
-from control_plane.storage import BackfillStore, Database
+from control_plane.storage import BackfillProgressStore, Database
 from control_plane.storage.database import MIGRATIONS_DIRECTORY
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -60,7 +60,7 @@ def test_rows_of_revision_0004_read_back_the_same_after_the_upgrade(database_url
     engine.dispose()
 
     database = Database.open(database_url)  # migrates to the head
-    store = BackfillStore(database)
+    store = BackfillProgressStore(database)
     assert [
         (p.asset_key.to_user_string(), p.partition_key, p.position, p.status.value, p.run_id)
         for p in store.partitions("bf")
