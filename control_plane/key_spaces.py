@@ -107,12 +107,17 @@ class ExplicitKeySpace(KeySpace):
 
 def intervals(positions: Iterable[int]) -> list[tuple[int, int]]:
     """Sorted, merged (first, last) intervals covering ``positions``: how targets and writes name positions."""
+    return merged_intervals((position, position) for position in positions)
+
+
+def merged_intervals(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The union of (first, last) intervals, as sorted, disjoint intervals (touching ones joined)."""
     result: list[tuple[int, int]] = []
-    for position in sorted(set(positions)):
-        if result and position == result[-1][1] + 1:
-            result[-1] = (result[-1][0], position)
+    for first, last in sorted(spans):
+        if result and first <= result[-1][1] + 1:
+            result[-1] = (result[-1][0], max(last, result[-1][1]))
         else:
-            result.append((position, position))
+            result.append((first, last))
     return result
 
 

@@ -14,7 +14,14 @@ from code_server.partitions.base import PartitionsDefinition
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.automation import BackfillRequestSpec
 from control_plane.errors import InvalidBackfillRequest
-from control_plane.key_spaces import ExplicitKeySpace, KeySpace, TimeWindowKeySpace, intervals, key_space_for
+from control_plane.key_spaces import (
+    ExplicitKeySpace,
+    KeySpace,
+    TimeWindowKeySpace,
+    intervals,
+    key_space_for,
+    merged_intervals,
+)
 
 #: The partition key stored for an unpartitioned asset.
 UNPARTITIONED = ""
@@ -189,13 +196,8 @@ def _mapped_keys(
 def _union(targets: Sequence[AssetTarget]) -> AssetTarget:
     if len(targets) == 1:
         return targets[0]
-    merged: list[tuple[int, int]] = []
-    for first, last in sorted(interval for target in targets for interval in target.intervals):
-        if merged and first <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(last, merged[-1][1]))
-        else:
-            merged.append((first, last))
-    return AssetTarget(targets[0].key_space, tuple(merged))
+    spans = (interval for target in targets for interval in target.intervals)
+    return AssetTarget(targets[0].key_space, tuple(merged_intervals(spans)))
 
 
 def _root_target(
@@ -231,7 +233,7 @@ def _time_window_target(
         if not 0 <= first <= last < count:
             return None
         spans.append((first, last))
-    return _union([AssetTarget(TimeWindowKeySpace(definition), (span,)) for span in spans])
+    return AssetTarget(TimeWindowKeySpace(definition), tuple(merged_intervals(spans)))
 
 
 def _target_of_keys(
