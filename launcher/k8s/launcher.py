@@ -189,8 +189,8 @@ class KubernetesRunLauncher(RunLauncher):
                     f"{RUN_ID_LABEL} in ({','.join(sorted({label_value(run_id) for run_id, _, _ in chunk}))})"
                 )
                 try:
-                    jobs = self._list(namespace, selector, "jobs")
-                    pods = self._list(namespace, selector, "pods")
+                    jobs = self._list_jobs(namespace, selector)
+                    pods = self._list_pods(namespace, selector)
                 except LauncherError as error:
                     logger.warning("Cannot check %d runs in %s: %s", len(chunk), namespace, error)
                     healths.update(
@@ -230,7 +230,13 @@ class KubernetesRunLauncher(RunLauncher):
             return job is not None and not _finished(job)
 
         skip = self._stored_lines(run_id) if resuming else 0
-        self._logs.follow(run_id, namespace, job_exists, skip_lines=skip)
+        self._logs.follow(
+            run_id,
+            namespace,
+            pods=lambda: self._pods(namespace, run_id),
+            job_exists=job_exists,
+            skip_lines=skip,
+        )
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -243,39 +249,32 @@ class KubernetesRunLauncher(RunLauncher):
         )
 
     def _pods(self, namespace: str, run_id: str) -> list[dict[str, Any]]:
+        return self._list_pods(namespace, f"{RUN_ID_LABEL}={label_value(run_id)}")
+
+    def _list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Pods of ``namespace`` matching the label ``selector``."""
         listing = self._get_json(
             lambda: self._core.list_namespaced_pod(
                 namespace,
-                label_selector=f"{RUN_ID_LABEL}={label_value(run_id)}",
+                label_selector=selector,
                 _preload_content=False,
                 _request_timeout=REQUEST_TIMEOUT_SECONDS,
             ),
-            f"pods of run {run_id}",
+            f"pods in {namespace} ({selector})",
         )
         return list((listing or {}).get("items") or [])
 
-    def _list(self, namespace: str, selector: str, kind: str) -> list[dict[str, Any]]:
-        """Jobs or pods of ``namespace`` matching the label ``selector``."""
-        if kind == "jobs":
-            listing = self._get_json(
-                lambda: self._batch.list_namespaced_job(
-                    namespace,
-                    label_selector=selector,
-                    _preload_content=False,
-                    _request_timeout=REQUEST_TIMEOUT_SECONDS,
-                ),
-                f"Jobs in {namespace}",
-            )
-        else:
-            listing = self._get_json(
-                lambda: self._core.list_namespaced_pod(
-                    namespace,
-                    label_selector=selector,
-                    _preload_content=False,
-                    _request_timeout=REQUEST_TIMEOUT_SECONDS,
-                ),
-                f"pods in {namespace}",
-            )
+    def _list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Jobs of ``namespace`` matching the label ``selector``."""
+        listing = self._get_json(
+            lambda: self._batch.list_namespaced_job(
+                namespace,
+                label_selector=selector,
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            ),
+            f"Jobs in {namespace} ({selector})",
+        )
         return list((listing or {}).get("items") or [])
 
     def _get_json(self, call: Callable[[], Any], what: str) -> dict[str, Any] | None:

@@ -9,7 +9,6 @@ run found running after a control-plane restart, from the count of lines the con
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import OrderedDict
@@ -20,9 +19,8 @@ import urllib3
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
-from launcher.base import OutputHandler
-from launcher.k8s.job_body import CONTAINER_NAME, RUN_ID_LABEL
-from launcher.k8s.names import label_value
+from launcher.base import LauncherError, OutputHandler
+from launcher.k8s.job_body import CONTAINER_NAME
 
 logger = logging.getLogger("partita.launcher.k8s.logs")
 
@@ -50,10 +48,17 @@ class PodLogFollower:
         self._done: OrderedDict[str, None] = OrderedDict()
 
     def follow(
-        self, run_id: str, namespace: str, job_exists: Callable[[], bool], *, skip_lines: int = 0
+        self,
+        run_id: str,
+        namespace: str,
+        *,
+        pods: Callable[[], list[dict[str, Any]]],
+        job_exists: Callable[[], bool],
+        skip_lines: int = 0,
     ) -> None:
         """Start following the run, once: calls for a run followed now or before do nothing.
 
+        ``pods`` lists the run's pods (raising ``LauncherError`` when the API cannot say).
         ``job_exists`` tells whether the run's Job is still there and running: a Job deleted, or
         finished, before any pod started ends the following. The first ``skip_lines`` lines are
         not handed over (a control plane that restarted stored them already).
@@ -61,7 +66,7 @@ class PodLogFollower:
         with self._lock:
             if run_id in self._followed or run_id in self._done:
                 return
-            following = _Following(run_id, namespace, job_exists)
+            following = _Following(run_id, namespace, pods, job_exists)
             following.delivered = skip_lines
             self._followed[run_id] = following
         following.thread = threading.Thread(
@@ -126,7 +131,11 @@ class PodLogFollower:
                 logger.info("Log stream of run %s broke (%s); opening it again", following.run_id, error)
                 following.stopped.wait(self._poll_seconds)
                 continue
-            if _terminated(self._read_pod(following.namespace, name)):
+            try:
+                pod = next((p for p in following.pods() if p["metadata"]["name"] == name), None)
+            except LauncherError:
+                continue  # cannot tell whether the container ended: open the stream again
+            if _terminated(pod):
                 return  # the stream ended because the container did
 
     def _stream(self, following: _Following, pod_name: str) -> None:
@@ -154,16 +163,11 @@ class PodLogFollower:
     def _started_pod(self, following: _Following) -> dict[str, Any] | None:
         """The run's pod once its container has started (running or terminated), else None."""
         try:
-            listing: Any = self._core.list_namespaced_pod(
-                following.namespace,
-                label_selector=f"{RUN_ID_LABEL}={label_value(following.run_id)}",
-                _preload_content=False,
-                _request_timeout=CONNECT_TIMEOUT_SECONDS,
-            )
-        except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+            pods = following.pods()
+        except LauncherError as error:
             logger.debug("Cannot list the pods of run %s yet: %s", following.run_id, error)
             return None
-        for pod in json.loads(listing.data).get("items") or ():
+        for pod in pods:
             states = [
                 status.get("state") or {}
                 for status in (pod.get("status") or {}).get("containerStatuses") or ()
@@ -172,23 +176,18 @@ class PodLogFollower:
                 return dict(pod)
         return None
 
-    def _read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            response: Any = self._core.read_namespaced_pod(
-                name, namespace, _preload_content=False, _request_timeout=CONNECT_TIMEOUT_SECONDS
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        document: dict[str, Any] = json.loads(response.data)
-        return document
-
 
 class _Following:
-    def __init__(self, run_id: str, namespace: str, job_exists: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        namespace: str,
+        pods: Callable[[], list[dict[str, Any]]],
+        job_exists: Callable[[], bool],
+    ) -> None:
         self.run_id = run_id
         self.namespace = namespace
+        self.pods = pods
         self.job_exists = job_exists
         self.stopped = threading.Event()
         #: Lines handed over so far.

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -79,6 +80,20 @@ def follower(kube_api: KubeApiServer, lines: Lines) -> Iterator[PodLogFollower]:
     follower.close()
 
 
+def pods_of(kube: KubeApiServer, run_id: str) -> Callable[[], list[dict[str, Any]]]:
+    """The run's pods as the API server sends them (what the launcher hands the follower)."""
+    core = k8s_client.CoreV1Api(kube.api_client())
+
+    def pods() -> list[dict[str, Any]]:
+        listing: Any = core.list_namespaced_pod(
+            NAMESPACE, label_selector=f"partita/run-id={label_value(run_id)}", _preload_content=False
+        )
+        items: list[dict[str, Any]] = json.loads(listing.data)["items"]
+        return items
+
+    return pods
+
+
 def job_exists(kube: KubeApiServer, name: str) -> bool:
     try:
         job = k8s_client.BatchV1Api(kube.api_client()).read_namespaced_job(name, NAMESPACE)
@@ -94,7 +109,9 @@ def test_every_line_a_run_prints_is_copied_once_in_order(
 ) -> None:
     script = "import time\nfor i in range(3):\n    print(f'line {i}')\n    time.sleep(0.3)\nprint('no newline', end='')"
     name = run_job(kube_api, "r1", script)
-    follower.follow("r1", NAMESPACE, lambda: job_exists(kube_api, name))
+    follower.follow(
+        "r1", NAMESPACE, pods=pods_of(kube_api, "r1"), job_exists=lambda: job_exists(kube_api, name)
+    )
     wait_until(lambda: follower.following() == [], "the follower ended with the container")
     assert lines.of("r1") == ["line 0", "line 1", "line 2", "no newline"]
 
@@ -106,7 +123,9 @@ def test_a_stream_that_breaks_is_opened_again_without_repeating_lines(
     monkeypatch.setattr(logs, "SILENCE_SECONDS", 0.3)
     script = "import time\nprint('before', flush=True)\ntime.sleep(1.5)\nprint('after')"
     name = run_job(kube_api, "r2", script)
-    follower.follow("r2", NAMESPACE, lambda: job_exists(kube_api, name))
+    follower.follow(
+        "r2", NAMESPACE, pods=pods_of(kube_api, "r2"), job_exists=lambda: job_exists(kube_api, name)
+    )
     wait_until(lambda: follower.following() == [], "the follower ended with the container")
     assert lines.of("r2") == ["before", "after"]
 
@@ -122,11 +141,19 @@ def test_following_a_run_again_skips_the_lines_already_stored(
         lambda: "while down" in (kube_api.node.log(NAMESPACE, _pod_of(kube_api, "r3")) or ""),
         "the run printed",
     )
-    follower.follow("r3", NAMESPACE, lambda: job_exists(kube_api, name), skip_lines=1)
+    follower.follow(
+        "r3",
+        NAMESPACE,
+        pods=pods_of(kube_api, "r3"),
+        job_exists=lambda: job_exists(kube_api, name),
+        skip_lines=1,
+    )
     wait_until(lambda: follower.following() == [], "the follower ended with the container")
     assert lines.of("r3") == ["printed while down", "late"]
     assert follower.knows("r3")
-    follower.follow("r3", NAMESPACE, lambda: True)  # a run followed to its end is not followed again
+    follower.follow(
+        "r3", NAMESPACE, pods=pods_of(kube_api, "r3"), job_exists=lambda: True
+    )  # a run followed to its end is not followed again
     assert follower.following() == []
 
 
@@ -134,7 +161,9 @@ def test_stop_ends_the_copy_of_a_silent_run_at_once(
     kube_api: KubeApiServer, follower: PodLogFollower, lines: Lines
 ) -> None:
     name = run_job(kube_api, "r4", "import time\nprint('started', flush=True)\ntime.sleep(60)")
-    follower.follow("r4", NAMESPACE, lambda: job_exists(kube_api, name))
+    follower.follow(
+        "r4", NAMESPACE, pods=pods_of(kube_api, "r4"), job_exists=lambda: job_exists(kube_api, name)
+    )
     wait_until(lambda: lines.of("r4") == ["started"], "the first line arrived")
     started = time.monotonic()
     follower.stop("r4")
@@ -150,7 +179,9 @@ def test_a_job_deleted_before_its_container_started_ends_the_wait(
 ) -> None:
     kube_api.node.fail_image("example.com/broken:1", "ErrImagePull")
     name = run_job(kube_api, "r5", "print('never')", image="example.com/broken:1")
-    follower.follow("r5", NAMESPACE, lambda: job_exists(kube_api, name))
+    follower.follow(
+        "r5", NAMESPACE, pods=pods_of(kube_api, "r5"), job_exists=lambda: job_exists(kube_api, name)
+    )
     k8s_client.BatchV1Api(kube_api.api_client()).delete_namespaced_job(
         name, NAMESPACE, propagation_policy="Background"
     )
