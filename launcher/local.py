@@ -44,13 +44,13 @@ class LocalProcessLauncher(RunLauncher):
 
     def __init__(
         self,
-        on_output: OutputHandler | None = None,
         *,
         log_directory: str | Path = DEFAULT_LOG_DIRECTORY,
         python: str = sys.executable,
         environment: Mapping[str, str] | None = None,
     ) -> None:
-        self._on_output = on_output
+        #: Set by ``capture_output``; until then output stays in the run's log file only.
+        self._on_output: OutputHandler | None = None
         self._log_directory = Path(log_directory)
         self._python = python
         self._environment = dict(environment or {})
@@ -108,12 +108,13 @@ class LocalProcessLauncher(RunLauncher):
             # Launched before this control plane started: all we can know is whether it lives.
             pid = int(handle)
             alive = _process_exists(pid)
-            if self.log_path(run_id).exists():
+            log_path = self.log_path(run_id)
+            if log_path.exists():
                 # Copy what it printed that the control plane has not stored (it stopped meanwhile),
                 # to its end if the run ended meanwhile too.
                 self._start_following(
                     run_id,
-                    self.log_path(run_id),
+                    log_path,
                     lambda: _process_exists(pid),
                     skip_lines=lambda: self._stored_lines(run_id),
                 )
