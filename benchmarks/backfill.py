@@ -33,8 +33,9 @@ from code_server.wire.automation import BackfillRequestSpec  # noqa: E402
 from control_plane.app import ControlPlane, ControlPlaneConfig  # noqa: E402
 from control_plane.records import RunStatus  # noqa: E402
 from control_plane.runs.reports import PartitionOutcomeReport, RunFinishedReport, RunStartedReport  # noqa: E402
+from control_plane.storage import RunStore  # noqa: E402
 from control_plane.views import BackfillView, LaunchOptions  # noqa: E402
-from launcher.base import LaunchRequest, RunHealth, RunLauncher, RunState  # noqa: E402
+from launcher.base import LaunchRequest, RunHealth, RunLauncher, RunState, WorkerIdentity  # noqa: E402
 
 ONE_YEAR = PartitionKeyRange("2024-01-01", "2024-12-31")
 TEN_YEARS = PartitionKeyRange("2015-01-01", "2024-12-31")
@@ -123,13 +124,20 @@ def measure_outcomes(
             key=lambda run: str(run.partition_range),
         )[:count]
         now = datetime.now(UTC)
+        runs = RunStore(plane.database)
         started = time.perf_counter()
         for run in first_runs:
+            worker = WorkerIdentity(f"w-{run.id}", "bench", 1, None)
+            # What the queue and the launched worker do before its reports: mark it starting, claim it.
+            runs.update_status(run.id, RunStatus.STARTING, only_from=(RunStatus.QUEUED,))
+            plane.reports.claim(run.id, run.attempt, worker, handle=None, now=now)
             plane.reports.apply(
                 [
-                    RunStartedReport(run.id, "started", now),
-                    PartitionOutcomeReport(run.id, "a", now, AssetKey("ua"), materialized=True),
-                    RunFinishedReport(run.id, "finished", now, success=True),
+                    RunStartedReport(run.id, worker.worker_id, 1, now),
+                    PartitionOutcomeReport(
+                        run.id, worker.worker_id, 2, now, AssetKey("ua"), materialized=True
+                    ),
+                    RunFinishedReport(run.id, worker.worker_id, 3, now, success=True),
                 ]
             )
             plane.engine.tick()

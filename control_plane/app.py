@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import _async as health_aio  # health.aio, which the typed stubs omit
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy.engine import make_url
 
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.automation import BackfillRequestSpec
+from control_plane.api.aio_server import AioServer
 from control_plane.api.servicer import ControlPlaneServicer
+from control_plane.api.stream_hubs import DEFAULT_MAX_OPEN_STREAMS, ChangeSignal
 from control_plane.asset_status import asset_partition_status
 from control_plane.automation import AutomationDaemon
 from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
@@ -39,7 +39,7 @@ from control_plane.records import (
 from control_plane.runs.monitor import RunMonitor
 from control_plane.runs.queue import RunQueue
 from control_plane.runs.reporter_servicer import RunReporterServicer
-from control_plane.runs.reports import AppliedReports, RunReport, RunReportHandler
+from control_plane.runs.reports import AppliedReports, ClaimDecision, RunReport, RunReportHandler
 from control_plane.service import AssetPartitionStatusView, ControlPlaneService
 from control_plane.storage import (
     BackfillProgressStore,
@@ -50,7 +50,7 @@ from control_plane.storage import (
     RunStore,
 )
 from control_plane.views import BackfillPlanView, BackfillView, CodeLocationView, LaunchOptions
-from launcher.base import RunLauncher
+from launcher.base import RunLauncher, WorkerIdentity
 from launcher.local import LocalProcessLauncher
 from partita.controlplane.v1 import (
     control_plane_pb2,
@@ -86,6 +86,10 @@ class ControlPlaneConfig:
     run_log_directory: str | None = None
     #: Seconds a sensor or schedule evaluation may take before its tick fails as timed out.
     evaluation_timeout_seconds: float = DEFAULT_EVALUATION_TIMEOUT
+    #: Threads serving unary calls; streams are coroutines and take none.
+    unary_threads: int = 32
+    #: Open streams (watches, log follows) served at once; beyond it a stream is RESOURCE_EXHAUSTED.
+    max_open_streams: int = DEFAULT_MAX_OPEN_STREAMS
 
     def resolved_run_log_directory(self) -> Path:
         if self.run_log_directory:
@@ -117,11 +121,15 @@ class ControlPlane(ControlPlaneService):
         self.locations = CodeLocations(config.code_servers, clock=clock)
         self.launcher = launcher or LocalProcessLauncher(log_directory=config.resolved_run_log_directory())
         self.launcher.capture_output(self._record_output, self._stored_output_lines)
-        self._server = grpc.server(ThreadPoolExecutor(max_workers=32, thread_name_prefix="control-plane"))
-        self.port = self._server.add_insecure_port(f"{config.host}:{config.port}")
+        self._server = AioServer(name="control-plane", unary_threads=config.unary_threads)
+        # Run workers and streams read the database on threads of their own: no number of open
+        # streams or busy API clients can take the threads a report needs.
+        self._reporter_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="run-reporter")
+        self._stream_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="streams")
+        self._changes = ChangeSignal()
+        self._stopped = False
+        self.port = self._server.add_port(f"{config.host}:{config.port}")
         self.address = f"{config.host}:{self.port}"
-        self._changed = threading.Condition()
-        self._version = 0
         self.reports = RunReportHandler(self.database, on_applied=self._on_reports_applied)
         self.engine = BackfillEngine(self.database, self.locations, clock=clock, wake=self._wake)
         self.queue = RunQueue(
@@ -160,44 +168,54 @@ class ControlPlane(ControlPlaneService):
 
     def start(self) -> None:
         self.locations.refresh()
-        self.queue.requeue_interrupted_launches()
+        self.monitor.recover_launches()
         self.engine.note_all_running()
         self._server.start()
-        self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        self._server.run(self._health.set("", health_pb2.HealthCheckResponse.SERVING))
         self.daemon.start()
         self.automation_loop.start()
         self._wake()
         logger.info("Control plane listening on %s", self.address)
 
     def stop(self, grace: float = 5.0) -> None:
-        self._health.enter_graceful_shutdown()
+        if self._stopped:
+            return
+        self._stopped = True
+        self._server.run(self._health.enter_graceful_shutdown())
         self.automation_loop.stop()
         self.daemon.stop()
-        self._server.stop(grace).wait()
+        self._server.stop(grace)
+        self._reporter_pool.shutdown(wait=False, cancel_futures=True)
+        self._stream_pool.shutdown(wait=False, cancel_futures=True)
         self.launcher.close()
         self.locations.close()
         self.database.dispose()
 
     def _register_services(self) -> None:
-        control_plane_pb2_grpc.add_ControlPlaneServicer_to_server(ControlPlaneServicer(self), self._server)
-        run_reporter_pb2_grpc.add_RunReporterServicer_to_server(
-            RunReporterServicer(self.report), self._server
+        server = self._server.server
+        servicer = ControlPlaneServicer(
+            self,
+            stream_executor=self._stream_pool,
+            changes=self._changes,
+            max_open_streams=self.config.max_open_streams,
         )
-        self._health = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        control_plane_pb2_grpc.add_ControlPlaneServicer_to_server(servicer, server)
+        run_reporter_pb2_grpc.add_RunReporterServicer_to_server(
+            RunReporterServicer(self, self._reporter_pool), server
+        )
+        self._health = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         services = (
             control_plane_pb2.DESCRIPTOR.services_by_name["ControlPlane"].full_name,
             run_reporter_pb2.DESCRIPTOR.services_by_name["RunReporter"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         )
-        reflection.enable_server_reflection(services, self._server)
+        reflection.enable_server_reflection(services, server)
 
     def _wake(self) -> None:
         self.daemon.wake()
-        with self._changed:
-            self._version += 1
-            self._changed.notify_all()
+        self._changes.notify()
 
     def _refresh_locations(self) -> None:
         before = {name: self.locations.is_available(name) for name in self.locations.names}
@@ -213,6 +231,11 @@ class ControlPlane(ControlPlaneService):
         return self._events.count(run_id, kind=OUTPUT_EVENT_KIND)
 
     # --- reports ------------------------------------------------------------------------------------
+
+    def claim(self, run_id: str, attempt: int, worker: WorkerIdentity) -> ClaimDecision:
+        return self.reports.claim(
+            run_id, attempt, worker, handle=self.launcher.handle_for_worker(worker), now=self._clock()
+        )
 
     def report(self, reports: list[RunReport]) -> AppliedReports:
         return self.reports.apply(reports)
@@ -298,18 +321,8 @@ class ControlPlane(ControlPlaneService):
         self.engine.update_limits(backfill_id, max_concurrent_runs=max_concurrent_runs, priority=priority)
         return self.get_backfill(backfill_id)
 
-    def watch_backfill(self, backfill_id: str, *, poll_seconds: float = 5.0) -> Iterator[BackfillView]:
-        view = self.get_backfill(backfill_id)
-        yield view
-        while not view.record.status.is_terminal:
-            with self._changed:
-                seen = self._version
-                self._changed.wait_for(lambda seen=seen: self._version != seen, timeout=poll_seconds)  # type: ignore[misc]
-            time.sleep(0.05)  # coalesce bursts of changes into one update
-            latest = self.get_backfill(backfill_id)
-            if latest != view:
-                view = latest
-                yield view
+    def backfill_change_marks(self, backfill_ids: Sequence[str]) -> Mapping[str, Hashable]:
+        return self._backfills.change_marks(backfill_ids)
 
     def partition_changes(
         self, backfill_id: str, *, after: int | None
@@ -379,6 +392,14 @@ class ControlPlane(ControlPlaneService):
         if run.backfill_id and canceled:
             # Their children in the backfill can no longer run: let the planner mark them.
             self.engine.note_changes(run.backfill_id, canceled)
+
+    def run_log_heads(self, run_ids: Sequence[str]) -> Mapping[str, tuple[int, bool]]:
+        statuses = self._runs.statuses_of(run_ids)
+        last = self._events.last_sequences(run_ids)
+        return {
+            run_id: (last.get(run_id, 0), run_id not in statuses or statuses[run_id].is_terminal)
+            for run_id in run_ids
+        }
 
     def run_logs(self, run_id: str, *, after_sequence: int = 0, limit: int = 1000) -> list[RunEventRecord]:
         self.get_run(run_id)

@@ -8,7 +8,8 @@ Hierarchy::
     ├── BackfillNotFound / RunNotFound                                    -> NOT_FOUND
     ├── InvalidStateTransition        e.g. resume a backfill that is not paused -> FAILED_PRECONDITION
     ├── UnknownLocation               no code location by that name       -> NOT_FOUND
-    └── LocationUnavailable           a code location cannot be reached   -> UNAVAILABLE
+    ├── LocationUnavailable           a code location cannot be reached   -> UNAVAILABLE
+    └── TooManyStreams                the server's open-stream limit is reached -> RESOURCE_EXHAUSTED
 """
 
 from __future__ import annotations
@@ -40,3 +41,7 @@ class LocationUnavailable(ControlPlaneError):
 
 class UnknownLocation(ControlPlaneError):
     """No code location is configured under that name."""
+
+
+class TooManyStreams(ControlPlaneError):
+    """The control plane holds as many open streams as it is configured to; unary calls still work."""

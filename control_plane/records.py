@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
-from launcher.base import FailureKind
+from launcher.base import FailureKind, WorkerIdentity
 
 #: Why a run failed: one enum, shared with the launchers that report most of the kinds.
 RunFailureKind = FailureKind
@@ -168,6 +168,9 @@ class RunRecord:
     ended_at: datetime | None = None
     error: str | None = None
     failure_kind: RunFailureKind | None = None
+    #: The worker that claimed this attempt; only it executes the run and reports on it.
+    worker: WorkerIdentity | None = None
+    claimed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ InvalidStateTransition -> FAILED_PRECONDITION, LocationUnavailable -> UNAVAILABL
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 from code_server.asset_key import AssetKey
@@ -86,8 +86,9 @@ class ControlPlaneService:
         """Change limits while it runs; ``max_concurrent_runs=0`` removes the per-backfill limit."""
         raise NotImplementedError
 
-    def watch_backfill(self, backfill_id: str, *, poll_seconds: float = 5.0) -> Iterator[BackfillView]:
-        """Yield the backfill now and again after every change, until it ends (then once more, final)."""
+    def backfill_change_marks(self, backfill_ids: Sequence[str]) -> Mapping[str, Hashable]:
+        """For each backfill that exists, a value that changes whenever its view does: one cheap
+        look tells the watchers of many backfills which to read again."""
         raise NotImplementedError
 
     def partition_changes(
@@ -117,6 +118,11 @@ class ControlPlaneService:
 
     def run_logs(self, run_id: str, *, after_sequence: int = 0, limit: int = 1000) -> list[RunEventRecord]:
         """Log lines and events of a run, in order; ``kind`` is "stdout", "control_plane" or an event name."""
+        raise NotImplementedError
+
+    def run_log_heads(self, run_ids: Sequence[str]) -> Mapping[str, tuple[int, bool]]:
+        """For each run: the last sequence of its log (0 for none) and whether it has ended (an unknown
+        run counts as ended): one look tells the followers of many runs which have news."""
         raise NotImplementedError
 
     def asset_partition_status(

@@ -35,10 +35,12 @@ class LaunchRequest:
     control_plane_address: str
     backfill_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: The run attempt the worker claims before executing (``RunRecord.attempt``).
+    attempt: int = 1
 
     def execute_run_arguments(self) -> list[str]:
         """The ``partita execute-run`` arguments for this run (the same for every launcher)."""
-        arguments = ["execute-run", "--run-id", self.run_id]
+        arguments = ["execute-run", "--run-id", self.run_id, "--attempt", str(self.attempt)]
         if self.location.module_name:
             arguments += ["-m", self.location.module_name]
         elif self.location.python_file:
@@ -95,6 +97,17 @@ class RunHealth:
     failure_kind: FailureKind | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerIdentity:
+    """The run worker process that claimed a run attempt, as it described itself in its claim."""
+
+    worker_id: str
+    hostname: str = ""
+    pid: int = 0
+    #: Its start time in clock ticks since boot (``code_server.process_identity``); None if unknown.
+    process_start_ticks: int | None = None
+
+
 #: Called with (run_id, line) for each line a run prints; the control plane stores them as its logs.
 OutputHandler = Callable[[str, str], None]
 #: How many lines of a run's output the control plane has stored (a launcher resumes after them).
@@ -122,6 +135,21 @@ class RunLauncher(ABC):
     @abstractmethod
     def check(self, run_id: str, handle: str) -> RunHealth:
         """Report the run's health as the launcher sees it."""
+
+    def find(self, request: LaunchRequest) -> str | None:
+        """The handle of a worker of this run that was started and not recorded (the control plane
+        stopped between the launch and writing the handle), or None when there is no trace of one.
+
+        How a launch cut off by a crash is recovered: by asking, not by guessing. A launcher that
+        cannot look says None; the worker's claim then still keeps a second launch from executing.
+        Raises ``LauncherError`` when it cannot tell now (its backend is unreachable).
+        """
+        return None
+
+    def handle_for_worker(self, worker: WorkerIdentity) -> str | None:
+        """The handle of the process that claimed a run, when it differs from the launch's own (the
+        local launcher names processes by pid); None keeps the handle the launch returned."""
+        return None
 
     def check_many(self, runs: Sequence[tuple[str, str]]) -> dict[str, RunHealth]:
         """``check`` for many (run id, handle) pairs at once; a launcher that can ask in bulk does."""

@@ -3,6 +3,11 @@
 A run's output goes to a log file of its own, not to a pipe into the control plane: a control plane
 that is killed and restarted must not take its runs down with it (a write to a pipe whose reader
 died fails), and the file keeps everything the run printed.
+
+A run's handle is ``PID:START`` (the process's start time in clock ticks since boot, see
+``code_server.process_identity``). A process this launcher did not start itself (one launched before
+a restart) is taken for the run's only while its pid, start time and the run id in its command line
+all match: a recycled pid is never reported on, or signalled, as the run's.
 """
 
 from __future__ import annotations
@@ -10,14 +15,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from code_server.process_identity import has_proc, live_pids, process_arguments, process_stat
 from launcher.base import (
     FailureKind,
     LauncherError,
@@ -27,6 +35,7 @@ from launcher.base import (
     RunLauncher,
     RunState,
     StoredLines,
+    WorkerIdentity,
 )
 
 _TERMINATE_GRACE_SECONDS = 5.0
@@ -83,15 +92,19 @@ class LocalProcessLauncher(RunLauncher):
         with self._lock:
             self._processes[request.run_id] = process
         self._start_following(request.run_id, log_path, lambda: process.poll() is None, skip_lines=lambda: 0)
-        return str(process.pid)
+        return process_handle(process.pid)
 
     def log_path(self, run_id: str) -> Path:
         return self._log_directory / f"{run_id}.log"
 
     def terminate(self, run_id: str, handle: str) -> bool:
-        process = self._processes.get(run_id)
+        process = self._own_process(run_id, handle)
         if process is None:
-            return _signal_orphan(int(handle), signal.SIGTERM)
+            identity = _RunProcess.parse(run_id, handle)
+            if identity.alive_as_run() is not None:
+                return False
+            _signal_group(identity.pid, signal.SIGTERM)
+            return True
         if process.poll() is not None:
             return False
         _signal_group(process.pid, signal.SIGTERM)
@@ -103,11 +116,12 @@ class LocalProcessLauncher(RunLauncher):
         return True
 
     def check(self, run_id: str, handle: str) -> RunHealth:
-        process = self._processes.get(run_id)
+        process = self._own_process(run_id, handle)
         if process is None:
-            # Launched before this control plane started: all we can know is whether it lives.
-            pid = int(handle)
-            alive = _process_exists(pid)
+            # Not started by this launcher (before a restart, or a worker that claimed the run from
+            # another launch): all we can know is whether that very process still lives.
+            identity = _RunProcess.parse(run_id, handle)
+            gone = identity.alive_as_run()
             log_path = self.log_path(run_id)
             if log_path.exists():
                 # Copy what it printed that the control plane has not stored (it stopped meanwhile),
@@ -115,15 +129,12 @@ class LocalProcessLauncher(RunLauncher):
                 self._start_following(
                     run_id,
                     log_path,
-                    lambda: _process_exists(pid),
+                    lambda: identity.alive_as_run() is None,
                     skip_lines=lambda: self._stored_lines(run_id),
                 )
-            if alive:
+            if gone is None:
                 return RunHealth(RunState.RUNNING)
-            return RunHealth(
-                RunState.NOT_FOUND,
-                f"Run process {handle} is gone: it ended or was killed while the control plane was not watching.",
-            )
+            return RunHealth(RunState.NOT_FOUND, gone)
         code = process.poll()
         if code is None:
             return RunHealth(RunState.RUNNING)
@@ -138,9 +149,38 @@ class LocalProcessLauncher(RunLauncher):
             RunState.FAILED, f"Run process {process.pid} exited with code {code}.", FailureKind.WORKER_EXITED
         )
 
+    def find(self, request: LaunchRequest) -> str | None:
+        """The handle of a live ``execute-run`` process of this run (started by an earlier control
+        plane that stopped before recording it), found by its command line in /proc."""
+        for pid in live_pids():
+            arguments = process_arguments(pid)
+            stat = process_stat(pid)
+            if arguments is None or stat is None or stat.exited:
+                continue
+            if _runs_run(arguments, request.run_id):
+                return process_handle(pid, stat.start_ticks)
+        return None
+
+    def handle_for_worker(self, worker: WorkerIdentity) -> str | None:
+        """A worker on this host is named by its own pid and start time."""
+        if worker.pid <= 0 or worker.hostname != socket.gethostname():
+            return None
+        return process_handle(worker.pid, worker.process_start_ticks)
+
     def capture_output(self, handler: OutputHandler, stored_lines: StoredLines) -> None:
         self._on_output = handler
         self._stored_lines = stored_lines
+
+    def _own_process(self, run_id: str, handle: str) -> subprocess.Popen[bytes] | None:
+        """The child this launcher started for the run, if ``handle`` names it (a claim by another
+        launch's worker can move a run's handle to that worker)."""
+        process = self._processes.get(run_id)
+        if process is None:
+            return None
+        if _RunProcess.parse(run_id, handle).pid != process.pid:
+            process.poll()  # reap it if it exited (a worker refused its claim exits at once)
+            return None
+        return process
 
     def forget(self, run_id: str) -> None:
         """Drop a finished run's process record."""
@@ -207,30 +247,69 @@ class LocalProcessLauncher(RunLauncher):
             self._on_output(run_id, line.decode(errors="replace"))
 
 
+def process_handle(pid: int, start_ticks: int | None = None) -> str:
+    """The handle of a run's process: ``PID:START`` (``PID`` alone where start times are unknown)."""
+    if start_ticks is None:
+        stat = process_stat(pid)
+        start_ticks = stat.start_ticks if stat else None
+    return str(pid) if start_ticks is None else f"{pid}:{start_ticks}"
+
+
+@dataclass(frozen=True, slots=True)
+class _RunProcess:
+    """A run's process as its handle names it."""
+
+    run_id: str
+    pid: int
+    #: None for a handle stored without one (older control planes, hosts without /proc).
+    start_ticks: int | None
+
+    @classmethod
+    def parse(cls, run_id: str, handle: str) -> _RunProcess:
+        pid_text, _, start_text = handle.partition(":")
+        try:
+            return cls(run_id, int(pid_text), int(start_text) if start_text else None)
+        except ValueError:
+            raise LauncherError(f"Not a local run handle (PID or PID:START): {handle!r}") from None
+
+    def alive_as_run(self) -> str | None:
+        """None while this very process lives and runs the run; otherwise why it is not the run's."""
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return self._gone("it ended or was killed while the control plane was not watching")
+        except PermissionError:
+            pass  # it exists, owned by someone else: the checks below decide whose it is
+        stat = process_stat(self.pid)
+        if stat is None:
+            # No /proc (not Linux), or it went away meanwhile: the signal said it lived.
+            return None if not has_proc() else self._gone("it just ended")
+        if stat.exited:
+            return self._gone("it exited")
+        if self.start_ticks is not None and stat.start_ticks != self.start_ticks:
+            return self._gone(f"pid {self.pid} now belongs to another process, started later")
+        arguments = process_arguments(self.pid)
+        if arguments is not None and not _runs_run(arguments, self.run_id):
+            return self._gone(f"pid {self.pid} now belongs to another process ({' '.join(arguments)[:80]})")
+        return None
+
+    def _gone(self, why: str) -> str:
+        return f"Run process {self.pid} is gone: {why}."
+
+
+def _runs_run(arguments: list[str], run_id: str) -> bool:
+    """Whether a command line is ``partita execute-run`` for ``run_id``."""
+    if "execute-run" not in arguments:
+        return False
+    return (
+        any(
+            argument == "--run-id" and index + 1 < len(arguments) and arguments[index + 1] == run_id
+            for index, argument in enumerate(arguments)
+        )
+        or f"--run-id={run_id}" in arguments
+    )
+
+
 def _signal_group(pid: int, signum: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signum)
-
-
-def _signal_orphan(pid: int, signum: signal.Signals) -> bool:
-    if not _process_exists(pid):
-        return False
-    _signal_group(pid, signum)
-    return True
-
-
-def _process_exists(pid: int) -> bool:
-    """Whether ``pid`` is a live process; one that has exited but not been reaped yet (a zombie,
-    which a run started by this very process becomes) is not."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        # /proc/PID/stat: "pid (comm) state ...", and comm may hold spaces or parentheses.
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return True  # no /proc (not Linux), or it went away meanwhile: the signal said it lived
-    return state != "Z"

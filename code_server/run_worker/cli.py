@@ -1,8 +1,11 @@
 """``partita execute-run``: run a run's assets inside the user-code image.
 
-Every option can also come from the environment (``PARTITA_RUN_ID``, ``PARTITA_ASSETS``,
-``PARTITA_PARTITION_RANGE``, ``PARTITA_PARTITION_KEY``, ``PARTITA_CONTROL_PLANE``, ``PARTITA_MODULE``,
-``PARTITA_PYTHON_FILE``), which is how a Kubernetes Job passes them.
+Every option can also come from the environment (``PARTITA_RUN_ID``, ``PARTITA_RUN_ATTEMPT``,
+``PARTITA_ASSETS``, ``PARTITA_PARTITION_RANGE``, ``PARTITA_PARTITION_KEY``, ``PARTITA_CONTROL_PLANE``,
+``PARTITA_MODULE``, ``PARTITA_PYTHON_FILE``), which is how a Kubernetes Job passes them.
+
+With a control plane, the worker first claims its run attempt and executes nothing unless granted:
+a second worker of the same attempt exits with ``EXIT_NOT_CLAIMED``.
 """
 
 from __future__ import annotations
@@ -18,10 +21,15 @@ from code_server.loading import load_definitions
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.run_worker.events import ErrorInfo, EventSink, RunFinished, RunStarted
 from code_server.run_worker.executor import RunOutcome, RunPlan, execute_run
+from code_server.run_worker.grpc_sink import GrpcEventSink, ReportFailed
 from code_server.run_worker.json_sink import JsonLinesEventSink
 
 #: Exit code for a run whose arguments or code are unusable (as opposed to an asset that failed).
 EXIT_BAD_RUN = RunOutcome.INVALID.value
+#: Exit code of a worker refused its claim: another worker holds the run attempt; nothing was executed.
+EXIT_NOT_CLAIMED = 3
+#: Exit code of a worker that could not reach the control plane to claim its run; nothing was executed.
+EXIT_CLAIM_FAILED = 4
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,6 +46,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--working-directory", default=os.environ.get("PARTITA_WORKING_DIRECTORY"))
     parser.add_argument("--run-id", default=os.environ.get("PARTITA_RUN_ID"))
+    parser.add_argument(
+        "--attempt",
+        type=int,
+        default=int(os.environ.get("PARTITA_RUN_ATTEMPT") or 1),
+        help="the run attempt to claim before executing (default 1)",
+    )
     parser.add_argument(
         "--assets", default=os.environ.get("PARTITA_ASSETS"), help="comma-separated asset keys, e.g. a,b/c"
     )
@@ -66,6 +80,10 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_BAD_RUN
     sink = _open_sink(args)
     try:
+        if isinstance(sink, GrpcEventSink):
+            refused = _claim(sink, args.run_id, args.attempt)
+            if refused is not None:
+                return refused
         try:
             plan = RunPlan(
                 run_id=args.run_id,
@@ -96,9 +114,24 @@ def _partition_range(args: argparse.Namespace) -> PartitionKeyRange | None:
     return None
 
 
+def _claim(sink: GrpcEventSink, run_id: str, attempt: int) -> int | None:
+    """Claim the run attempt; the exit code to end with when this worker must not execute it."""
+    try:
+        outcome = sink.claim(run_id, attempt)
+    except ReportFailed as failed:
+        print(f"execute-run: could not claim run {run_id} attempt {attempt}: {failed}", file=sys.stderr)
+        return EXIT_CLAIM_FAILED
+    if not outcome.granted:
+        print(
+            f"execute-run: run {run_id} attempt {attempt} is not this worker's to execute: "
+            f"{outcome.refusal} Exiting without executing anything.",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_CLAIMED
+    return None
+
+
 def _open_sink(args: argparse.Namespace) -> EventSink:
     if args.control_plane:
-        from code_server.run_worker.grpc_sink import GrpcEventSink
-
         return GrpcEventSink(args.control_plane)
     return JsonLinesEventSink(path=args.events_file) if args.events_file else JsonLinesEventSink()

@@ -1,7 +1,12 @@
-"""The run worker's reports to the control plane, over ``partita.controlplane.v1.RunReporter``.
+"""The run worker's claim and reports to the control plane, over ``partita.controlplane.v1.RunReporter``.
 
-Each event carries (run id, worker id, sequence), so the control plane drops duplicates: the sink
-can resend freely. A control plane that is briefly away (restarting) is waited for, not given up on.
+Before executing anything the worker claims its run attempt (``claim``); a worker refused the claim
+exits without executing, so a run launched twice (a launch repeated after a control-plane crash)
+executes once. Each event carries (run id, worker id, sequence), so the control plane drops
+duplicates: the sink can resend freely. What can succeed on retry (the control plane is restarting,
+its database connection dropped, a transaction lost a race) is retried with backoff for as long as
+``patience_seconds``, counted from the first failure of an outage, so a control plane that is away
+for minutes loses no report.
 """
 
 from __future__ import annotations
@@ -11,10 +16,14 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import grpc
 
+from code_server.process_identity import own_start_ticks
 from code_server.run_worker.events import (
     ErrorInfo,
     PartitionFailed,
@@ -33,9 +42,30 @@ from partita.controlplane.v1 import run_events_pb2, run_reporter_pb2, run_report
 
 logger = logging.getLogger("partita.run_worker")
 
-#: How long to keep retrying one report while the control plane is unreachable.
-REPORT_PATIENCE_SECONDS = 120.0
+_T = TypeVar("_T")
+
+#: How long to keep retrying while the control plane is unreachable (an outage, not one call):
+#: enough for it to be rescheduled and restarted on another node.
+REPORT_PATIENCE_SECONDS = 900.0
 _CALL_TIMEOUT_SECONDS = 10.0
+#: Answers that say "not now" rather than "no": the call may succeed when tried again.
+RETRYABLE_CODES = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED}
+)
+_MAX_DELAY_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimOutcome:
+    """The control plane's answer to a claim: whether this worker may execute the run."""
+
+    granted: bool
+    #: Why not, naming the worker that holds the attempt; empty when granted.
+    refusal: str = ""
+
+
+class ReportFailed(Exception):
+    """The control plane refused a call for good, or stayed unreachable past the patience."""
 
 
 class GrpcEventSink:
@@ -49,27 +79,83 @@ class GrpcEventSink:
         self._worker_id = uuid.uuid4().hex
         self._sequence = 0
         self._echo = JsonLinesEventSink()
+        #: When the current outage began (monotonic); None while calls succeed.
+        self._failing_since: float | None = None
+
+    @property
+    def worker_id(self) -> str:
+        return self._worker_id
+
+    def claim(self, run_id: str, attempt: int) -> ClaimOutcome:
+        """Claim the run attempt; retried like a report. Raises ``ReportFailed`` when the control
+        plane refuses the call itself (unknown run) or cannot be reached in time."""
+        request = run_reporter_pb2.ClaimRunRequest(
+            run_id=run_id,
+            attempt=attempt,
+            worker=run_reporter_pb2.WorkerIdentity(
+                worker_id=self._worker_id,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                process_start_ticks=own_start_ticks() or 0,
+            ),
+        )
+        response = self._call(
+            lambda: self._stub.ClaimRun(request, timeout=_CALL_TIMEOUT_SECONDS, wait_for_ready=True),
+            "the claim",
+        )
+        return ClaimOutcome(granted=response.granted, refusal=response.refusal)
 
     def emit(self, event: RunEvent) -> None:
         self._echo.emit(event)
         self._sequence += 1
         message = event_to_proto(event, worker_id=self._worker_id, sequence=self._sequence)
         request = run_reporter_pb2.ReportRunEventsRequest(events=[message])
-        deadline = time.monotonic() + self._patience
+        try:
+            self._call(
+                lambda: self._stub.ReportRunEvents(
+                    request, timeout=_CALL_TIMEOUT_SECONDS, wait_for_ready=True
+                ),
+                type(event).__name__,
+            )
+        except ReportFailed as failed:
+            # The run goes on; the control plane's monitor reconciles what it did not hear.
+            logger.error("%s", failed)
+
+    def _call(self, invoke: Callable[[], _T], what: str) -> _T:
+        """``invoke()``, retried with backoff while the answer is retryable and the outage is
+        younger than the patience."""
         delay = 0.2
         while True:
             try:
-                self._stub.ReportRunEvents(request, timeout=_CALL_TIMEOUT_SECONDS, wait_for_ready=True)
-                return
+                result = invoke()
             except grpc.RpcError as error:
                 code = error.code()
-                retryable = code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-                if not retryable or time.monotonic() + delay > deadline:
-                    # The run goes on; the control plane's monitor reconciles what it did not hear.
-                    logger.error("Could not report %s to %s: %s", type(event).__name__, self._address, error)
-                    return
+                now = time.monotonic()
+                if self._failing_since is None:
+                    self._failing_since = now
+                out_of_patience = now - self._failing_since + delay > self._patience
+                if code not in RETRYABLE_CODES or out_of_patience:
+                    why = (
+                        "gave up after the outage outlasted the patience"
+                        if out_of_patience and code in RETRYABLE_CODES
+                        else "refused"
+                    )
+                    raise ReportFailed(
+                        f"Could not send {what} to the control plane at {self._address} ({why}): "
+                        f"{code.name}: {error.details()}"
+                    ) from error
+                logger.warning(
+                    "Control plane at %s answered %s for %s; retrying in %.1f s",
+                    self._address,
+                    code.name,
+                    what,
+                    delay,
+                )
                 time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, _MAX_DELAY_SECONDS)
+                continue
+            self._failing_since = None
+            return result
 
     def close(self) -> None:
         self._channel.close()

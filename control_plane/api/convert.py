@@ -264,16 +264,25 @@ def run_to_proto(record: RunRecord) -> runs_pb2.Run:
         )
     if record.run_key is not None:
         message.run_key = record.run_key
+    if record.worker is not None:
+        message.worker.CopyFrom(
+            runs_pb2.RunWorker(
+                worker_id=record.worker.worker_id, hostname=record.worker.hostname, pid=record.worker.pid
+            )
+        )
+        _set_time(message.worker.claimed_at, record.claimed_at)
     return message
 
 
 def launcher_handle_to_proto(kind: str | None, handle: str | None) -> runs_pb2.RunLauncherHandle | None:
-    """The local launcher's handle is a pid; the Kubernetes launcher's is ``namespace/job-name``."""
+    """The local launcher's handle is ``pid:start-ticks`` (or a bare pid); the Kubernetes
+    launcher's is ``namespace/job-name``."""
     if not kind or not handle:
         return None
-    if kind == "local" and handle.isdigit():
+    pid = handle.partition(":")[0]
+    if kind == "local" and pid.isascii() and pid.isdigit():
         return runs_pb2.RunLauncherHandle(
-            local_process=runs_pb2.LocalProcessHandle(hostname=_HOSTNAME, pid=int(handle))
+            local_process=runs_pb2.LocalProcessHandle(hostname=_HOSTNAME, pid=int(pid))
         )
     if kind in ("k8s", "kubernetes") and "/" in handle:
         namespace, _, job_name = handle.partition("/")

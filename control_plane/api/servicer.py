@@ -6,11 +6,12 @@ status codes through ``control_plane.api.status``, and list RPCs page through ``
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Generator, Iterator, Sequence
-from typing import NoReturn
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Executor
+from typing import Any, NoReturn
 
 import grpc
+from grpc import aio
 
 from code_server.client.errors import UserCodeError
 from code_server.wire.assets import asset_key_from_proto
@@ -49,7 +50,14 @@ from control_plane.api.paging import (
     page_size,
     paged,
 )
-from control_plane.api.status import BadRequest, StatusOnError, parsed, required
+from control_plane.api.status import BadRequest, StatusOnError, abort_with_error, parsed, required
+from control_plane.api.stream_hubs import (
+    DEFAULT_MAX_OPEN_STREAMS,
+    BackfillWatchHub,
+    ChangeSignal,
+    OpenStreams,
+    RunLogHub,
+)
 from control_plane.automation import AutomationDaemon, AutomationService
 from control_plane.service import ControlPlaneService
 from control_plane.storage.instigators import TickRecord
@@ -71,14 +79,20 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self,
         service: ControlPlaneService,
         *,
+        stream_executor: Executor,
+        changes: ChangeSignal | None = None,
+        max_open_streams: int = DEFAULT_MAX_OPEN_STREAMS,
         watch_poll_seconds: float = 5.0,
         log_poll_seconds: float = 0.5,
         log_page_size: int = 1000,
     ) -> None:
         self._service = service
-        self._watch_poll_seconds = watch_poll_seconds
-        self._log_poll_seconds = log_poll_seconds
-        self._log_page_size = log_page_size
+        signal = changes or ChangeSignal()
+        self._streams = OpenStreams(max_open_streams)
+        self._watch_hub = BackfillWatchHub(service, stream_executor, signal, poll_seconds=watch_poll_seconds)
+        self._log_hub = RunLogHub(
+            service, stream_executor, signal, poll_seconds=log_poll_seconds, page_size=log_page_size
+        )
 
     # --- backfills -------------------------------------------------------------------------------
 
@@ -162,27 +176,21 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
             )
             return backfills_pb2.UpdateBackfillLimitsResponse(backfill=backfill_to_proto(view))
 
-    def WatchBackfill(
-        self, request: backfills_pb2.WatchBackfillRequest, context: grpc.ServicerContext
-    ) -> Iterator[backfills_pb2.WatchBackfillResponse]:
-        with StatusOnError(context, "WatchBackfill"):
-            backfill_id = required(request.backfill_id, "backfill_id")
-            with_changes = request.include_partition_changes
-            # Read before the first snapshot, so that no change falls between the two.
-            sequence = self._service.partition_changes(backfill_id, after=None)[0] if with_changes else 0
-            views = self._service.watch_backfill(backfill_id, poll_seconds=self._watch_poll_seconds)
+    async def WatchBackfill(
+        self, request: backfills_pb2.WatchBackfillRequest, context: aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[backfills_pb2.WatchBackfillResponse]:
+        with self._streams.held() as admitted:
             try:
-                for index, view in enumerate(views):
-                    response = backfills_pb2.WatchBackfillResponse(backfill=backfill_to_proto(view))
-                    if with_changes and index > 0:
-                        sequence, changed = self._service.partition_changes(backfill_id, after=sequence)
-                        response.changes.extend(partition_changes_to_proto(changed))
+                if not admitted:
+                    raise self._streams.exhausted()
+                backfill_id = required(request.backfill_id, "backfill_id")
+                updates = self._watch_hub.watch(backfill_id, with_changes=request.include_partition_changes)
+                async for update in updates:
+                    response = backfills_pb2.WatchBackfillResponse(backfill=backfill_to_proto(update.view))
+                    response.changes.extend(partition_changes_to_proto(update.changes))
                     yield response
-                    if not context.is_active():
-                        return
-            finally:
-                if isinstance(views, Generator):
-                    views.close()
+            except Exception as error:
+                await abort_with_error(context, "WatchBackfill", error)
 
     # --- runs ------------------------------------------------------------------------------------
 
@@ -218,33 +226,21 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
             run = self._service.terminate_run(required(request.run_id, "run_id"))
             return runs_pb2.TerminateRunResponse(run=run_to_proto(run))
 
-    def GetRunLogs(
-        self, request: runs_pb2.GetRunLogsRequest, context: grpc.ServicerContext
-    ) -> Iterator[runs_pb2.GetRunLogsResponse]:
-        with StatusOnError(context, "GetRunLogs"):
-            run_id = required(request.run_id, "run_id")
-            if request.after_sequence < 0:
-                raise BadRequest(f"after_sequence must be 0 or more, not {request.after_sequence}.")
-            after = request.after_sequence
-            finished = threading.Event()
-            context.add_callback(finished.set)
-            # Output a worker flushes as it exits may land just after its run ends: poll once more for it.
-            grace_polls = 1
-            while True:
-                # Read the status before the page: if the run had ended by then, the page holds its last lines.
-                ended = request.follow and self._service.get_run(run_id).status.is_terminal
-                entries = self._service.run_logs(run_id, after_sequence=after, limit=self._log_page_size)
-                if entries:
+    async def GetRunLogs(
+        self, request: runs_pb2.GetRunLogsRequest, context: aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[runs_pb2.GetRunLogsResponse]:
+        with self._streams.held() as admitted:
+            try:
+                if not admitted:
+                    raise self._streams.exhausted()
+                run_id = required(request.run_id, "run_id")
+                if request.after_sequence < 0:
+                    raise BadRequest(f"after_sequence must be 0 or more, not {request.after_sequence}.")
+                pages = self._log_hub.pages(run_id, after=request.after_sequence, follow=request.follow)
+                async for entries in pages:
                     yield runs_pb2.GetRunLogsResponse(entries=[run_log_entry_to_proto(e) for e in entries])
-                    after = entries[-1].sequence
-                if len(entries) >= self._log_page_size:
-                    continue
-                if not request.follow or (ended and grace_polls == 0):
-                    return
-                if ended:
-                    grace_polls -= 1
-                if finished.wait(self._log_poll_seconds):
-                    return
+            except Exception as error:
+                await abort_with_error(context, "GetRunLogs", error)
 
     # --- assets and locations --------------------------------------------------------------------
 

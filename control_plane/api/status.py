@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
+from grpc import aio
 
 from code_server.client.errors import (
     CodeServerError,
@@ -28,6 +29,7 @@ from control_plane.errors import (
     InvalidStateTransition,
     LocationUnavailable,
     RunNotFound,
+    TooManyStreams,
     UnknownLocation,
 )
 from control_plane.storage.errors import BackfillAlreadyExists, RunAlreadyExists, RunKeyAlreadyUsed
@@ -37,6 +39,8 @@ logger = logging.getLogger("partita.control_plane.api")
 
 #: Trailing-metadata key naming the error class behind a non-OK status.
 ERROR_METADATA_KEY = "partita-error"
+#: Longest status message sent: long enough for a traceback's summary, never a megabyte of echoed input.
+_MAX_MESSAGE = 4000
 
 _T = TypeVar("_T")
 
@@ -48,6 +52,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (UnknownLocation, grpc.StatusCode.NOT_FOUND),
     (InvalidStateTransition, grpc.StatusCode.FAILED_PRECONDITION),
     (LocationUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (TooManyStreams, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ControlPlaneError, grpc.StatusCode.FAILED_PRECONDITION),
     # Storage errors that reach the API: a conflict or a row that vanished, not an internal fault.
     (StorageNotFound, grpc.StatusCode.NOT_FOUND),
@@ -97,14 +102,37 @@ class StatusOnError:
         # BaseExceptions (GeneratorExit when a client cancels a stream) pass through untouched.
         if not isinstance(error, Exception):
             return
-        code = status_for_error(error)
-        if code == grpc.StatusCode.INTERNAL:
-            logger.error("%s failed unexpectedly", self._rpc, exc_info=error)
-            message = f"Internal error in the control plane during {self._rpc}: {error!r}; see its log."
-        else:
-            message = str(error) or type(error).__name__
+        code, message = error_status(error, self._rpc)
         self._context.set_trailing_metadata(((ERROR_METADATA_KEY, type(error).__name__),))
         self._context.abort(code, message)
+
+
+def error_status(error: Exception, rpc: str) -> tuple[grpc.StatusCode, str]:
+    """The status and message an error raised while serving ``rpc`` ends it with (INTERNAL ones logged)."""
+    code = status_for_error(error)
+    if code == grpc.StatusCode.INTERNAL:
+        logger.error("%s failed unexpectedly", rpc, exc_info=error)
+        return (
+            code,
+            f"Internal error in the control plane during {rpc}: {shortened(repr(error))}; see its log.",
+        )
+    return code, shortened(str(error) or type(error).__name__, _MAX_MESSAGE)
+
+
+async def abort_with_error(context: aio.ServicerContext[Any, Any], rpc: str, error: Exception) -> NoReturn:
+    """``StatusOnError`` for coroutine handlers: end the call with the error's status."""
+    code, message = error_status(error, rpc)
+    context.set_trailing_metadata(((ERROR_METADATA_KEY, type(error).__name__),))
+    await context.abort(code, message)
+    raise AssertionError("unreachable: abort raises")
+
+
+def shortened(text: str, limit: int = 200) -> str:
+    """``text``, cut to about ``limit`` characters (saying how long it was): errors never echo
+    unbounded input back to the caller."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
 
 
 def required(value: str, field: str) -> str:

@@ -2,6 +2,12 @@
 
 A run whose process or Job vanished, or ended without saying how, is failed with the reason the
 launcher gives, and its open partitions become failed, so a retry picks them up.
+
+It also recovers launches cut off by a crash (the run was handed to the launcher, its handle never
+written): it asks the launcher whether a worker of the run exists (``RunLauncher.find``) and adopts
+it, fails a claimed run whose worker left no trace, and queues again only a run that no worker
+claimed and the launcher has no trace of. Should a worker exist all the same, the worker's claim
+keeps the second launch from executing: each run attempt executes at most once.
 """
 
 from __future__ import annotations
@@ -11,9 +17,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from control_plane.records import RunFailureKind, RunRecord, RunStatus
+from control_plane.runs.queue import launch_request
 from control_plane.runs.reports import RunReportHandler
-from control_plane.storage import Database, RunStore
-from launcher.base import LauncherError, RunHealth, RunLauncher, RunState
+from control_plane.storage import Database, RunEventStore, RunStore
+from launcher.base import CodeLocationTarget, LauncherError, RunHealth, RunLauncher, RunState
 
 logger = logging.getLogger("partita.control_plane.monitor")
 
@@ -33,13 +40,50 @@ class RunMonitor:
         start_timeout: timedelta = timedelta(minutes=10),
     ) -> None:
         self._runs = RunStore(database)
+        self._events = RunEventStore(database)
         self._launcher = launcher
         self._reports = reports
         self._clock = clock
         self._start_timeout = start_timeout
 
+    def recover_launches(self) -> int:
+        """Settle runs whose launch was never recorded; returns how many were queued again."""
+        requeued = 0
+        for run in self._runs.unrecorded_launches(self._launcher.kind):
+            request = launch_request(run, CodeLocationTarget(name=run.location), control_plane_address="")
+            try:
+                handle = self._launcher.find(request)
+            except LauncherError as error:
+                logger.warning(
+                    "Run %s: cannot tell whether its worker started (%s); asking again later", run.id, error
+                )
+                continue
+            if handle is not None:
+                if self._runs.record_launch(run.id, launcher_kind=self._launcher.kind, handle=handle):
+                    self._log(
+                        run, f"Found the run's worker ({handle}) after the control plane stopped mid-launch"
+                    )
+                    logger.warning("Run %s: adopted its worker %s, launched before a restart", run.id, handle)
+                continue
+            if run.status is RunStatus.STARTED:
+                # Claimed, so a worker ran, but the launcher knows no process or Job of it any more.
+                reason = f"The run's worker (claimed by {_describe(run)}) left no {self._launcher.kind} process or Job."
+                self._reports.fail_run(run, reason, self._clock(), kind=RunFailureKind.WORKER_LOST)
+                continue
+            if self._runs.update_status(run.id, RunStatus.QUEUED, only_from=(RunStatus.STARTING,)):
+                requeued += 1
+                self._log(
+                    run,
+                    "The control plane stopped while launching this run, and no worker of it started; queued again",
+                )
+                logger.warning(
+                    "Run %s was being launched when the control plane stopped; queued again", run.id
+                )
+        return requeued
+
     def check(self) -> int:
         """Check every launched, unfinished run; returns how many were failed."""
+        self.recover_launches()
         failed = 0
         now = self._clock()
         watched = [
@@ -95,6 +139,9 @@ class RunMonitor:
             )
         return None, None
 
+    def _log(self, run: RunRecord, message: str) -> None:
+        self._events.append(run.id, [("control_plane", message, None)])
+
     def _terminate(self, run: RunRecord, reason: str) -> None:
         assert run.launcher_handle is not None
         try:
@@ -102,6 +149,13 @@ class RunMonitor:
         except LauncherError as error:
             # The run is failed all the same; the next check finds it again only while the run is unfinished.
             logger.warning("Run %s (%s): could not stop it: %s", run.id, reason, error)
+
+
+def _describe(run: RunRecord) -> str:
+    worker = run.worker
+    if worker is None:
+        return "an unknown worker"
+    return f"worker {worker.worker_id} on {worker.hostname or 'an unknown host'}, pid {worker.pid}"
 
 
 def _max_runtime(run: RunRecord) -> timedelta | None:

@@ -19,7 +19,7 @@ from control_plane.errors import LocationUnavailable
 from control_plane.locations import CodeLocations
 from control_plane.records import BackfillStatus, RunRecord, RunStatus
 from control_plane.storage import BackfillStore, Database, RunEventStore, RunStore
-from launcher.base import LaunchRequest, RunLauncher
+from launcher.base import CodeLocationTarget, LaunchRequest, RunLauncher
 
 logger = logging.getLogger("partita.control_plane.queue")
 
@@ -48,38 +48,6 @@ class RunQueue:
         #: Backfill id -> when (a serial number) it last had a run launched; kept for running ones only.
         self._last_turn: dict[str, int] = {}
         self._turns = itertools.count(1)
-
-    def requeue_interrupted_launches(self) -> int:
-        """At start: queue again the runs a stopped control plane was launching; returns how many.
-
-        A run is marked starting before the launcher is called and gets its handle right after, so
-        a run starting with no handle was cut off mid-launch: almost surely before its process
-        began (the other order leaves only the instant between the launcher's return and the
-        write). Queued again under the same id, it is launched once, and nothing is planned twice.
-        """
-        interrupted = [
-            run
-            for run in self._runs.list(statuses=[RunStatus.STARTING], limit=100_000)
-            if not run.launcher_handle
-        ]
-        requeued = 0
-        for run in interrupted:
-            if self._runs.update_status(run.id, RunStatus.QUEUED, only_from=(RunStatus.STARTING,)):
-                requeued += 1
-                self._events.append(
-                    run.id,
-                    [
-                        (
-                            "control_plane",
-                            "The control plane stopped while launching this run; queued again",
-                            None,
-                        )
-                    ],
-                )
-                logger.warning(
-                    "Run %s was being launched when the control plane stopped; queued again", run.id
-                )
-        return requeued
 
     def launch_queued(self) -> int:
         """Launch as many queued runs as the limits allow; returns how many were launched."""
@@ -131,35 +99,39 @@ class RunQueue:
             # Not the run's fault: it stays queued and launches once the location answers.
             logger.warning("Run %s waits for its code location: %s", run.id, unavailable)
             return False
-        if not self._runs.update_status(run.id, RunStatus.STARTING, only_from=(RunStatus.QUEUED,)):
+        # The launcher's kind is written before the launch, so that a launch cut off by a crash is
+        # recovered by asking the right launcher (``RunMonitor.recover_launches``).
+        if not self._runs.update_status(
+            run.id, RunStatus.STARTING, launcher_kind=self._launcher.kind, only_from=(RunStatus.QUEUED,)
+        ):
             return False  # canceled or taken meanwhile
         try:
-            request = LaunchRequest(
-                run_id=run.id,
-                location=target,
-                asset_keys=run.asset_keys,
-                partition_range=run.partition_range,
-                control_plane_address=self._address(),
-                backfill_id=run.backfill_id,
-                tags=run.tags,
-            )
-            handle = self._launcher.launch(request)
+            handle = self._launcher.launch(launch_request(run, target, self._address()))
         except Exception as error:  # a launch failure fails this run, never the loop
             reason = f"Could not launch run: {error}"
             logger.warning("Run %s: %s", run.id, reason)
             self._on_launch_failed(run, reason)
             return False
-        self._runs.update_status(
-            run.id,
-            RunStatus.STARTING,
-            launcher_kind=self._launcher.kind,
-            launcher_handle=handle,
-            only_from=(RunStatus.STARTING,),
-        )
+        # Unless its worker claimed the run first and named its own process.
+        self._runs.record_launch(run.id, launcher_kind=self._launcher.kind, handle=handle)
         self._events.append(
             run.id, [("control_plane", f"Launched by the {self._launcher.kind} launcher ({handle})", None)]
         )
         return True
+
+
+def launch_request(run: RunRecord, target: CodeLocationTarget, control_plane_address: str) -> LaunchRequest:
+    """What the launcher is given for ``run``: the same for a launch and for finding one again."""
+    return LaunchRequest(
+        run_id=run.id,
+        location=target,
+        asset_keys=run.asset_keys,
+        partition_range=run.partition_range,
+        control_plane_address=control_plane_address,
+        backfill_id=run.backfill_id,
+        tags=run.tags,
+        attempt=run.attempt,
+    )
 
 
 def _round_robin(queues: list[list[RunRecord]]) -> list[RunRecord]:

@@ -1,22 +1,43 @@
-"""``partita.controlplane.v1.RunReporter``: where run workers send their events."""
+"""``partita.controlplane.v1.RunReporter``: where run workers claim their runs and send their events.
+
+Both RPCs are coroutines that run their storage work on an executor of their own, never on the pool
+that serves the public API: however many clients call or stream from the API, workers are heard.
+
+Events are checked one by one: a malformed one (no run id, an empty asset key, a timestamp out of
+range) is refused with the field it fails on, and the valid events of its batch are applied all the
+same; the call then ends with the refusal's status (INVALID_ARGUMENT, NOT_FOUND for an unknown run,
+FAILED_PRECONDITION for events of a worker that does not hold the run's claim), naming each event.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import grpc
+from grpc import aio
 
+from code_server.asset_key import AssetKey
+from code_server.errors import PartitaError
 from code_server.wire.assets import asset_key_from_proto
 from code_server.wire.timestamps import timestamp_from_proto
+from control_plane.api.status import abort_with_error, shortened
 from control_plane.records import RunStatus
 from control_plane.runs.reports import (
     AppliedReports,
+    ClaimDecision,
     PartitionOutcomeReport,
+    RejectedReport,
+    RejectionKind,
     RunFinishedReport,
     RunReport,
     RunStartedReport,
 )
-from partita.common.v1 import errors_pb2
+from launcher.base import WorkerIdentity
+from partita.common.v1 import assets_pb2, errors_pb2
 from partita.controlplane.v1 import run_events_pb2, run_reporter_pb2, run_reporter_pb2_grpc, runs_pb2
 
 _RUN_STATUS_TO_PROTO = {
@@ -28,17 +49,91 @@ _RUN_STATUS_TO_PROTO = {
     RunStatus.CANCELING: runs_pb2.RUN_STATUS_CANCELING,
     RunStatus.CANCELED: runs_pb2.RUN_STATUS_CANCELED,
 }
+_T = TypeVar("_T")
+#: Longest worker id accepted (the column that stores it).
+_MAX_WORKER_ID = 64
+#: Longest run id accepted (the column that stores it).
+_MAX_RUN_ID = 40
+#: Refused events named in one error message; the rest are counted.
+_NAMED_REFUSALS = 5
+#: A refusal's status: the gravest kind among the refused events decides.
+_STATUS_OF_REJECTION = (
+    (RejectionKind.MALFORMED, grpc.StatusCode.INVALID_ARGUMENT),
+    (RejectionKind.NOT_CLAIMANT, grpc.StatusCode.FAILED_PRECONDITION),
+    (RejectionKind.UNKNOWN_RUN, grpc.StatusCode.NOT_FOUND),
+)
+
+
+class RunReports(Protocol):
+    """What the servicer needs of the control plane: claims and batches of reports."""
+
+    def claim(self, run_id: str, attempt: int, worker: WorkerIdentity) -> ClaimDecision: ...
+
+    def report(self, reports: list[RunReport]) -> AppliedReports: ...
+
+
+class MalformedEvent(ValueError):
+    """An event that cannot be applied: ``field`` says which part of it is wrong."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
 
 
 class RunReporterServicer(run_reporter_pb2_grpc.RunReporterServicer):
-    def __init__(self, apply: Callable[[list[RunReport]], AppliedReports]) -> None:
-        self._apply = apply
+    """Serves run workers on ``executor`` (kept apart from the public API's threads)."""
 
-    def ReportRunEvents(
-        self, request: run_reporter_pb2.ReportRunEventsRequest, context: grpc.ServicerContext
+    def __init__(self, reports: RunReports, executor: Executor) -> None:
+        self._reports = reports
+        self._executor = executor
+
+    async def ClaimRun(
+        self, request: run_reporter_pb2.ClaimRunRequest, context: aio.ServicerContext[Any, Any]
+    ) -> run_reporter_pb2.ClaimRunResponse:
+        try:
+            run_id = _run_id(request.run_id)
+            worker = worker_from_proto(request.worker)
+            if request.attempt < 1:
+                raise MalformedEvent("attempt", f"must be 1 or more, not {request.attempt}")
+            decision = await self._off_loop(lambda: self._reports.claim(run_id, request.attempt, worker))
+        except Exception as error:
+            await abort_with_error(context, "ClaimRun", error)
+            raise AssertionError("unreachable: abort raises") from error
+        response = run_reporter_pb2.ClaimRunResponse(
+            granted=decision.granted,
+            refusal=decision.refusal,
+            run_status=_RUN_STATUS_TO_PROTO[decision.run_status],
+        )
+        if decision.holder is not None:
+            response.holder.CopyFrom(worker_to_proto(decision.holder))
+        return response
+
+    async def ReportRunEvents(
+        self, request: run_reporter_pb2.ReportRunEventsRequest, context: aio.ServicerContext[Any, Any]
     ) -> run_reporter_pb2.ReportRunEventsResponse:
-        reports = [report for event in request.events if (report := report_from_proto(event)) is not None]
-        applied = self._apply(reports)
+        reports: list[RunReport] = []
+        refused: list[RejectedReport] = []
+        for event in request.events:
+            try:
+                reports.append(report_from_proto(event))
+            except MalformedEvent as malformed:
+                refused.append(
+                    RejectedReport(
+                        shortened(event.run_id), shortened(event.worker_id), event.sequence,
+                        RejectionKind.MALFORMED, str(malformed),
+                    )
+                )  # fmt: skip
+        try:
+            applied = (
+                await self._off_loop(lambda: self._reports.report(reports)) if reports else AppliedReports()
+            )
+        except Exception as error:
+            await abort_with_error(context, "ReportRunEvents", error)
+            raise AssertionError("unreachable: abort raises") from error
+        refused.extend(applied.rejected)
+        if refused:
+            code, message = _refusal_status(refused, applied.accepted + applied.duplicates)
+            await context.abort(code, message)
         return run_reporter_pb2.ReportRunEventsResponse(
             accepted_count=applied.accepted,
             duplicate_count=applied.duplicates,
@@ -47,39 +142,118 @@ class RunReporterServicer(run_reporter_pb2_grpc.RunReporterServicer):
             },
         )
 
+    async def _off_loop(self, work: Callable[[], _T]) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
-def report_from_proto(event: run_events_pb2.RunEvent) -> RunReport | None:
-    event_id = f"{event.worker_id}:{event.sequence}"
-    timestamp = timestamp_from_proto(event.timestamp)
+
+@dataclass(frozen=True, slots=True)
+class _Header:
+    run_id: str
+    worker_id: str
+    sequence: int
+
+
+def report_from_proto(event: run_events_pb2.RunEvent) -> RunReport:
+    """The report an event stands for; raises ``MalformedEvent`` naming the field that is wrong."""
+    header = _Header(_run_id(event.run_id), _worker_id(event.worker_id, "worker_id"), event.sequence)
+    if header.sequence < 1:
+        raise MalformedEvent("sequence", f"must be 1 or more, not {header.sequence}")
+    if not event.HasField("timestamp"):
+        raise MalformedEvent("timestamp", "is required")
+    try:
+        timestamp = timestamp_from_proto(event.timestamp)
+    except (ValueError, OverflowError) as error:
+        raise MalformedEvent(
+            "timestamp", f"{event.timestamp.seconds}s {event.timestamp.nanos}ns is not a valid time: {error}"
+        ) from error
+    common = (header.run_id, header.worker_id, header.sequence, timestamp)
     kind = event.WhichOneof("event")
     if kind == "run_started":
         started = event.run_started
-        detail = f"on {started.hostname} (pid {started.pid}, SDK {started.sdk_version})"
-        return RunStartedReport(event.run_id, event_id, timestamp, detail)
+        detail = f"on {shortened(started.hostname)} (pid {started.pid}, SDK {shortened(started.sdk_version)})"
+        return RunStartedReport(*common, detail)
     if kind == "partition_materialized":
-        return PartitionOutcomeReport(
-            event.run_id,
-            event_id,
-            timestamp,
-            asset_key_from_proto(event.partition_materialized.asset_key),
-            materialized=True,
-        )
+        asset_key = _asset_key(event.partition_materialized.asset_key, "partition_materialized.asset_key")
+        return PartitionOutcomeReport(*common, asset_key, materialized=True)
     if kind == "partition_failed":
         failed = event.partition_failed
         return PartitionOutcomeReport(
-            event.run_id,
-            event_id,
-            timestamp,
-            asset_key_from_proto(failed.asset_key),
+            *common,
+            _asset_key(failed.asset_key, "partition_failed.asset_key"),
             materialized=False,
             upstream_failed=failed.upstream_failed,
             error=_describe(failed.error),
         )
     if kind == "run_finished":
         finished = event.run_finished
-        error = _describe(finished.error) if finished.HasField("error") else None
-        return RunFinishedReport(event.run_id, event_id, timestamp, finished.success, error)
-    return None
+        failure = _describe(finished.error) if finished.HasField("error") else None
+        return RunFinishedReport(*common, finished.success, failure)
+    raise MalformedEvent(
+        "event",
+        "exactly one of run_started, partition_materialized, partition_failed, run_finished must be set",
+    )
+
+
+def worker_from_proto(message: run_reporter_pb2.WorkerIdentity) -> WorkerIdentity:
+    """The claimant as it describes itself; raises ``MalformedEvent`` for a missing or bad id."""
+    worker_id = _worker_id(message.worker_id, "worker.worker_id")
+    if _has_control_characters(message.hostname) or len(message.hostname) > 255:
+        raise MalformedEvent("worker.hostname", "must be a host name of at most 255 printable characters")
+    if message.pid < 0 or message.process_start_ticks < 0:
+        raise MalformedEvent("worker.pid", "pid and process_start_ticks must be 0 (unknown) or more")
+    return WorkerIdentity(
+        worker_id=worker_id,
+        hostname=message.hostname,
+        pid=message.pid,
+        process_start_ticks=message.process_start_ticks or None,
+    )
+
+
+def worker_to_proto(worker: WorkerIdentity) -> run_reporter_pb2.WorkerIdentity:
+    return run_reporter_pb2.WorkerIdentity(
+        worker_id=worker.worker_id,
+        hostname=worker.hostname,
+        pid=worker.pid,
+        process_start_ticks=worker.process_start_ticks or 0,
+    )
+
+
+def _run_id(value: str) -> str:
+    if not value:
+        raise MalformedEvent("run_id", "is required")
+    if len(value) > _MAX_RUN_ID or _has_control_characters(value):
+        raise MalformedEvent("run_id", f"{shortened(value)!r} is not a run id")
+    return value
+
+
+def _worker_id(value: str, field: str) -> str:
+    if not value:
+        raise MalformedEvent(field, "is required")
+    if len(value) > _MAX_WORKER_ID or _has_control_characters(value):
+        raise MalformedEvent(field, f"must be at most {_MAX_WORKER_ID} printable characters")
+    return value
+
+
+def _asset_key(message: assets_pb2.AssetKey, field: str) -> AssetKey:
+    try:
+        return asset_key_from_proto(message)
+    except (PartitaError, ValueError) as error:
+        raise MalformedEvent(field, str(error)) from error
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(ord(character) < 0x20 or 0x7F <= ord(character) < 0xA0 for character in text)
+
+
+def _refusal_status(refused: list[RejectedReport], recorded: int) -> tuple[grpc.StatusCode, str]:
+    kinds = {rejection.kind for rejection in refused}
+    code = next(code for kind, code in _STATUS_OF_REJECTION if kind in kinds)
+    named = "; ".join(
+        f"event {rejection.sequence} of run {rejection.run_id!r} (worker {rejection.worker_id!r}): {rejection.reason}"
+        for rejection in refused[:_NAMED_REFUSALS]
+    )
+    more = f"; and {len(refused) - _NAMED_REFUSALS} more" if len(refused) > _NAMED_REFUSALS else ""
+    return code, f"{len(refused)} event(s) refused, {recorded} recorded: {named}{more}"
 
 
 def _describe(error: errors_pb2.UserCodeError) -> str:

@@ -1,7 +1,10 @@
-"""Apply what run workers report: run and partition statuses, logs, and changes for the planner.
+"""Apply what run workers report: claims, run and partition statuses, logs, and changes for the planner.
 
-Reports may repeat (a worker retries while the control plane restarts): each event is applied once,
-recognized by (run id, worker id, sequence), and status updates only move forward.
+A worker claims its run attempt before executing anything (``claim``): exactly one worker is granted
+each attempt, and only the claimant's reports are applied; others are refused (``RejectedReport``)
+and change nothing. Reports may repeat (a worker retries while the control plane restarts): each
+event is applied once, recognized by (run id, worker id, sequence), and status updates only move
+forward.
 
 A report's statuses are written *before* it is marked as applied, and its log line after: a control
 plane killed between the two leaves the report unmarked, so the worker's resend applies it again
@@ -15,8 +18,10 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 
 from code_server.asset_key import AssetKey
+from control_plane.errors import RunNotFound
 from control_plane.records import PartitionStatus, RunFailureKind, RunRecord, RunStatus
 from control_plane.storage import (
     AssetStatusStore,
@@ -26,6 +31,7 @@ from control_plane.storage import (
     RunEventStore,
     RunStore,
 )
+from launcher.base import WorkerIdentity
 
 logger = logging.getLogger("partita.control_plane.reports")
 
@@ -40,33 +46,89 @@ _OPEN = (PartitionStatus.PENDING, PartitionStatus.QUEUED, PartitionStatus.RUNNIN
 
 @dataclass(frozen=True, slots=True)
 class RunStartedReport:
+    """The worker began executing (after its claim was granted)."""
+
     run_id: str
-    event_id: str
+    worker_id: str
+    sequence: int
     timestamp: datetime
     detail: str = ""
+
+    @property
+    def event_id(self) -> str:
+        return _event_id(self.worker_id, self.sequence)
 
 
 @dataclass(frozen=True, slots=True)
 class PartitionOutcomeReport:
+    """An asset of the run materialized or failed over the run's whole partition range."""
+
     run_id: str
-    event_id: str
+    worker_id: str
+    sequence: int
     timestamp: datetime
     asset_key: AssetKey
     materialized: bool
     upstream_failed: bool = False
     error: str | None = None
 
+    @property
+    def event_id(self) -> str:
+        return _event_id(self.worker_id, self.sequence)
+
 
 @dataclass(frozen=True, slots=True)
 class RunFinishedReport:
+    """The worker finished the run (``success`` when every asset materialized)."""
+
     run_id: str
-    event_id: str
+    worker_id: str
+    sequence: int
     timestamp: datetime
     success: bool
     error: str | None = None
 
+    @property
+    def event_id(self) -> str:
+        return _event_id(self.worker_id, self.sequence)
+
 
 RunReport = RunStartedReport | PartitionOutcomeReport | RunFinishedReport
+
+
+def _event_id(worker_id: str, sequence: int) -> str:
+    return f"{worker_id}:{sequence}"
+
+
+class RejectionKind(StrEnum):
+    """Why a report was refused: a malformed event, an unknown run, or a worker without the claim."""
+
+    MALFORMED = "malformed"
+    UNKNOWN_RUN = "unknown_run"
+    NOT_CLAIMANT = "not_claimant"
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedReport:
+    """A report that was not applied, and why, naming the run and the event."""
+
+    run_id: str
+    worker_id: str
+    sequence: int
+    kind: RejectionKind
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimDecision:
+    """The answer to a worker's claim of a run attempt."""
+
+    granted: bool
+    #: The worker that holds the attempt (the asker when granted); None when nobody does.
+    holder: WorkerIdentity | None
+    run_status: RunStatus
+    #: Why not; empty when granted.
+    refusal: str = ""
 
 
 @dataclass
@@ -78,6 +140,8 @@ class AppliedReports:
     #: Runs that ended, so limits free up.
     finished_runs: list[str] = field(default_factory=list)
     run_statuses: dict[str, RunStatus] = field(default_factory=dict)
+    #: Reports refused (unknown run, not the claimant's), which changed nothing.
+    rejected: list[RejectedReport] = field(default_factory=list)
 
     def run_finished(self, run: RunRecord) -> None:
         """``run`` ended: its slot frees up, and its backfill is looked at again (it may be done)."""
@@ -98,8 +162,60 @@ class RunReportHandler:
         self._events = RunEventStore(database)
         self._on_applied = on_applied
 
+    def claim(
+        self,
+        run_id: str,
+        attempt: int,
+        worker: WorkerIdentity,
+        *,
+        handle: str | None,
+        now: datetime,
+    ) -> ClaimDecision:
+        """Grant the run attempt to ``worker`` if nobody holds it and the run is being launched.
+
+        A claim granted to this very worker before is granted again (a retried call). ``handle``
+        names the worker's process for the launcher (``RunLauncher.handle_for_worker``). Raises
+        ``RunNotFound`` for an unknown run.
+        """
+        with self._database.unit_of_work():
+            run = self._runs.get(run_id)
+            if run is None:
+                raise RunNotFound(
+                    f"No run with id {run_id!r}: a worker can claim only a run the control plane launched."
+                )
+            if run.backfill_id:
+                # The backfill first, in the order cancel, planning and reports lock.
+                self._backfills.lock([run.backfill_id])
+            granted = self._runs.claim(run_id, attempt, worker, now=now, handle=handle)
+            if granted:
+                if run.backfill_id:
+                    self._progress.set_status_for_run(
+                        run.id,
+                        PartitionStatus.RUNNING,
+                        only_from=(PartitionStatus.QUEUED,),
+                        backfill_id=run.backfill_id,
+                    )
+                self._events.append(
+                    run.id, [("control_plane", f"Claimed by {describe_worker(worker)}", None)]
+                )
+            latest = self._runs.get(run_id)
+            assert latest is not None
+        if granted:
+            applied = AppliedReports(run_statuses={run_id: latest.status})
+            if run.backfill_id:
+                applied.changes[run.backfill_id] = {}
+            self._on_applied(applied)
+            return ClaimDecision(True, worker, latest.status)
+        if latest.worker is not None and latest.worker.worker_id == worker.worker_id:
+            return ClaimDecision(True, latest.worker, latest.status)
+        return ClaimDecision(False, latest.worker, latest.status, _refusal(latest, attempt))
+
     def apply(self, reports: Sequence[RunReport]) -> AppliedReports:
-        """Apply the batch in one transaction (all of it or none: a worker resends what failed)."""
+        """Apply the batch in one transaction (all of it or none: a worker resends what failed).
+
+        Reports of unknown runs, or of a worker that does not hold the run's claim, are refused one
+        by one (``AppliedReports.rejected``) and change nothing; the rest of the batch is applied.
+        """
         applied = AppliedReports()
         with self._database.unit_of_work():
             self._apply_each(reports, applied)
@@ -119,9 +235,11 @@ class RunReportHandler:
         logs: dict[str, list[LogEntry]] = {}
         for report in reports:
             run = runs[report.run_id]
-            if run is None:
-                logger.warning("Report for unknown run %s ignored", report.run_id)
+            rejection = _rejection(run, report)
+            if rejection is not None:
+                applied.rejected.append(rejection)
                 continue
+            assert run is not None
             effects = AppliedReports()
             if isinstance(report, RunStartedReport):
                 log = self._started(run, report)
@@ -188,19 +306,7 @@ class RunReportHandler:
         return self._close_open_partitions(run, PartitionStatus.CANCELED)
 
     def _started(self, run: RunRecord, report: RunStartedReport) -> list[LogEntry]:
-        self._runs.update_status(
-            run.id,
-            RunStatus.STARTED,
-            started_at=report.timestamp,
-            only_from=(RunStatus.QUEUED, RunStatus.STARTING),
-        )
-        if run.backfill_id:
-            self._progress.set_status_for_run(
-                run.id,
-                PartitionStatus.RUNNING,
-                only_from=(PartitionStatus.QUEUED,),
-                backfill_id=run.backfill_id,
-            )
+        # The claim made the run started and its partitions running; this is its log line.
         return [("run_started", f"Run started {report.detail}".strip(), None)]
 
     def _partition_outcome(
@@ -294,3 +400,37 @@ class RunReportHandler:
 
 
 _UNFINISHED_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING)
+
+
+def describe_worker(worker: WorkerIdentity) -> str:
+    """``worker W on HOST (pid P)``, for logs and refusals."""
+    where = f" on {worker.hostname}" if worker.hostname else ""
+    pid = f" (pid {worker.pid})" if worker.pid else ""
+    return f"worker {worker.worker_id}{where}{pid}"
+
+
+def _rejection(run: RunRecord | None, report: RunReport) -> RejectedReport | None:
+    """Why ``report`` must not be applied to ``run``; None when its worker holds the run's claim."""
+    if run is None:
+        return RejectedReport(
+            report.run_id, report.worker_id, report.sequence, RejectionKind.UNKNOWN_RUN,
+            f"No run with id {report.run_id!r}.",
+        )  # fmt: skip
+    if run.worker is None:
+        reason = f"Run {run.id} has not been claimed: a worker claims its run (ClaimRun) before it reports."
+    elif run.worker.worker_id != report.worker_id:
+        reason = f"Run {run.id} is claimed by {describe_worker(run.worker)}: events of worker {report.worker_id} are refused."
+    else:
+        return None
+    return RejectedReport(run.id, report.worker_id, report.sequence, RejectionKind.NOT_CLAIMANT, reason)
+
+
+def _refusal(run: RunRecord, attempt: int) -> str:
+    """Why a claim of ``run``'s ``attempt`` was refused, for the refused worker's log."""
+    if run.worker is not None:
+        return f"Run {run.id} attempt {run.attempt} is held by {describe_worker(run.worker)}."
+    if attempt != run.attempt:
+        return f"Run {run.id} is at attempt {run.attempt}, not {attempt}."
+    if run.status is RunStatus.QUEUED:
+        return f"Run {run.id} is queued, not being launched: it will be launched again."
+    return f"Run {run.id} is {run.status.value}: it is not being launched."

@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, CursorResult, and_, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, CursorResult, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from code_server.asset_key import AssetKey
@@ -21,7 +21,7 @@ from control_plane.records import (
     PageCursor,
     PartitionSpan,
 )
-from control_plane.storage._sql import after_cursor, chunks, insert_rows, key_of, key_text
+from control_plane.storage._sql import after_cursor, chunks, insert_rows, key_of, key_text, matching
 from control_plane.storage.backfill_progress import BackfillProgressStore
 from control_plane.storage.database import Database
 from control_plane.storage.errors import BackfillAlreadyExists, NotFound
@@ -99,6 +99,25 @@ class BackfillStore:
                     .order_by(backfills.c.id)
                     .with_for_update()
                 )
+
+    def change_marks(self, backfill_ids: Sequence[str]) -> dict[str, tuple[object, ...]]:
+        """For each backfill that exists, a value that changes whenever its view does (its record or
+        its partition spans): what many watchers of many backfills compare, in one query."""
+        marks: dict[str, tuple[object, ...]] = {}
+        columns = (
+            backfills.c.id,
+            backfills.c.status,
+            backfills.c.updated_at,
+            backfills.c.partition_change_seq,
+            backfills.c.max_concurrent_runs,
+            backfills.c.priority,
+            func.length(backfills.c.error),
+        )
+        with self._database.read() as conn:
+            for condition in matching(conn, backfills.c.id, list(backfill_ids)):
+                for row in conn.execute(select(*columns).where(condition)):
+                    marks[row[0]] = tuple(row[1:])
+        return marks
 
     def status_of(self, backfill_id: str) -> BackfillStatus | None:
         """Just the status (one query; ``get`` reads assets and tags too)."""

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from code_server.asset_key import AssetKey
 from control_plane.records import RunEventRecord
-from control_plane.storage._sql import key_of, key_text
+from control_plane.storage._sql import key_of, key_text, matching
 from control_plane.storage.database import Database
 from control_plane.storage.schema import reported_events, run_events
 
@@ -64,6 +64,20 @@ class RunEventStore:
             except IntegrityError:
                 if attempt + 1 == _ATTEMPTS:
                     raise
+
+    def last_sequences(self, run_ids: Sequence[str]) -> dict[str, int]:
+        """The last sequence of each run's log (runs without entries are absent), in one query:
+        how followers of many runs learn which have new entries."""
+        last: dict[str, int] = {}
+        with self._database.read() as conn:
+            for condition in matching(conn, run_events.c.run_id, list(run_ids)):
+                query = (
+                    select(run_events.c.run_id, func.max(run_events.c.sequence))
+                    .where(condition)
+                    .group_by(run_events.c.run_id)
+                )
+                last.update({run_id: int(sequence) for run_id, sequence in conn.execute(query)})
+        return last
 
     def count(self, run_id: str, *, kind: str) -> int:
         """How many events of ``kind`` the run has."""

@@ -7,16 +7,17 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
 from control_plane.records import PageCursor, RunFailureKind, RunRecord, RunStatus
-from control_plane.storage._sql import after_cursor, chunks, insert_columns, key_of, key_text
+from control_plane.storage._sql import after_cursor, chunks, insert_columns, key_of, key_text, matching
 from control_plane.storage.database import Database
 from control_plane.storage.errors import RunAlreadyExists, RunKeyAlreadyUsed
 from control_plane.storage.schema import run_assets, run_tags, runs
+from launcher.base import WorkerIdentity
 
 _ACTIVE = [status.value for status in RunStatus if status.is_active]
 
@@ -124,6 +125,15 @@ class RunStore:
             status = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar()
         return None if status is None else RunStatus(status)
 
+    def statuses_of(self, run_ids: Sequence[str]) -> dict[str, RunStatus]:
+        """The status of each run that exists, in one query per chunk of ids (followers of many runs)."""
+        found: dict[str, RunStatus] = {}
+        with self._database.read() as conn:
+            for condition in matching(conn, runs.c.id, list(run_ids)):
+                query = select(runs.c.id, runs.c.status).where(condition)
+                found.update({run_id: RunStatus(status) for run_id, status in conn.execute(query)})
+        return found
+
     def exists(self, *, backfill_id: str, statuses: Collection[RunStatus]) -> bool:
         """Whether the backfill has a run in one of ``statuses``: one index probe, not a count."""
         query = (
@@ -181,6 +191,76 @@ class RunStore:
             conditions.append(runs.c.status.in_([s.value for s in only_from]))
         with self._database.connect(connection) as conn:
             return bool(conn.execute(update(runs).where(*conditions).values(**values)).rowcount)
+
+    def claim(
+        self,
+        run_id: str,
+        attempt: int,
+        worker: WorkerIdentity,
+        *,
+        now: datetime,
+        handle: str | None = None,
+        connection: Connection | None = None,
+    ) -> bool:
+        """Give the run's attempt to ``worker`` if nobody holds it and it is being launched
+        (starting): the run becomes started, and ``handle`` (when given) names the worker's process.
+        Compare-and-set: False when the run was not claimable, whoever holds it."""
+        values: dict[str, Any] = {
+            "worker_id": worker.worker_id,
+            "worker_hostname": worker.hostname,
+            "worker_pid": worker.pid,
+            "worker_process_start": worker.process_start_ticks,
+            "claimed_at": now,
+            "status": RunStatus.STARTED.value,
+            "started_at": now,
+            "updated_at": self._database.clock(),
+        }
+        if handle is not None:
+            values["launcher_handle"] = handle
+        statement = (
+            update(runs)
+            .where(
+                runs.c.id == run_id,
+                runs.c.attempt == attempt,
+                runs.c.worker_id.is_(None),
+                runs.c.status == RunStatus.STARTING.value,
+            )
+            .values(**values)
+        )
+        with self._database.connect(connection) as conn:
+            return bool(conn.execute(statement).rowcount)
+
+    def record_launch(
+        self, run_id: str, *, launcher_kind: str, handle: str, connection: Connection | None = None
+    ) -> bool:
+        """Record the handle a launch returned, unless the run has one already (its worker claimed it
+        first and named its own process, or it ended): False then."""
+        statement = (
+            update(runs)
+            .where(
+                runs.c.id == run_id,
+                runs.c.launcher_handle.is_(None),
+                runs.c.status.in_(
+                    [s.value for s in (RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING)]
+                ),
+            )
+            .values(launcher_kind=launcher_kind, launcher_handle=handle, updated_at=self._database.clock())
+        )
+        with self._database.connect(connection) as conn:
+            return bool(conn.execute(statement).rowcount)
+
+    def unrecorded_launches(self, launcher_kind: str, *, limit: int = 10_000) -> builtins.list[RunRecord]:
+        """Runs handed to ``launcher_kind`` whose handle was never recorded (the control plane stopped
+        mid-launch): starting or claimed, with no handle."""
+        return self._records(
+            and_(
+                runs.c.status.in_([RunStatus.STARTING.value, RunStatus.STARTED.value]),
+                runs.c.launcher_handle.is_(None),
+                or_(runs.c.launcher_kind == launcher_kind, runs.c.launcher_kind.is_(None)),
+            ),
+            limit=limit,
+            newest_first=False,
+        )
 
     def cancel_queued(
         self, backfill_id: str, *, ended_at: datetime, connection: Connection | None = None
@@ -245,6 +325,11 @@ _RUN_COLUMNS: dict[str, Callable[[RunRecord], Any]] = {
     "started_at": lambda record: record.started_at,
     "ended_at": lambda record: record.ended_at,
     "error": lambda record: record.error,
+    "worker_id": lambda record: record.worker.worker_id if record.worker else None,
+    "worker_hostname": lambda record: record.worker.hostname if record.worker else None,
+    "worker_pid": lambda record: record.worker.pid if record.worker else None,
+    "worker_process_start": lambda record: record.worker.process_start_ticks if record.worker else None,
+    "claimed_at": lambda record: record.claimed_at,
 }
 
 
@@ -252,6 +337,16 @@ def _record(row: Any, asset_keys: list[AssetKey], tags: dict[str, str]) -> RunRe
     key_range = (
         PartitionKeyRange(row.partition_range_start, row.partition_range_end)
         if row.partition_range_start is not None
+        else None
+    )
+    worker = (
+        WorkerIdentity(
+            worker_id=row.worker_id,
+            hostname=row.worker_hostname or "",
+            pid=row.worker_pid or 0,
+            process_start_ticks=row.worker_process_start,
+        )
+        if row.worker_id
         else None
     )
     return RunRecord(
@@ -274,4 +369,6 @@ def _record(row: Any, asset_keys: list[AssetKey], tags: dict[str, str]) -> RunRe
         ended_at=row.ended_at,
         error=row.error,
         failure_kind=RunFailureKind(row.failure_kind) if row.failure_kind else None,
+        worker=worker,
+        claimed_at=row.claimed_at,
     )

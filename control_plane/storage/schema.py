@@ -165,6 +165,14 @@ runs = Table(
     Column("ended_at", UtcDateTime),
     Column("error", Text),
     Column("failure_kind", String(32)),
+    #: The worker that claimed the run's attempt (control_plane.storage.runs.WorkerIdentity); only it
+    #: executes the run and reports on it.
+    Column("worker_id", String(64)),
+    Column("worker_hostname", String(255)),
+    Column("worker_pid", Integer),
+    #: The worker process's start time (clock ticks since boot), which tells it from a reused pid.
+    Column("worker_process_start", BigInteger),
+    Column("claimed_at", UtcDateTime),
     Index("ix_runs_status_priority_created_at", "status", "priority", "created_at"),
     Index("ix_runs_backfill_id_status_created_at", "backfill_id", "status", "created_at"),
     Index("ix_runs_created_at", "created_at"),

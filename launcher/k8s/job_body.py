@@ -100,6 +100,7 @@ def _run_environment(request: LaunchRequest) -> list[dict[str, str]]:
     """The run's identity as environment variables too, for user code and log shippers that read them."""
     environment = {
         "PARTITA_RUN_ID": request.run_id,
+        "PARTITA_RUN_ATTEMPT": str(request.attempt),
         "PARTITA_LOCATION": request.location.name,
         "PARTITA_ASSETS": ",".join(key.to_user_string() for key in request.asset_keys),
         "PARTITA_CONTROL_PLANE": request.control_plane_address,

@@ -124,6 +124,22 @@ class KubernetesRunLauncher(RunLauncher):
         self._follow_output(request.run_id, handle)
         return handle
 
+    def find(self, request: LaunchRequest) -> str | None:
+        """The run's Job, by its deterministic name, if it was created: a launch cut off by a crash is
+        adopted rather than repeated. Raises ``LauncherError`` when the API cannot tell."""
+        try:
+            settings = self._config.settings_for(request.location.name, request.tags)
+        except K8sConfigError as error:
+            raise LauncherError(f"Run {request.run_id}: {error}") from error
+        name = job_name(request.run_id)
+        existing = self._read_job(settings.namespace, name)
+        labels = ((existing or {}).get("metadata") or {}).get("labels") or {}
+        if existing is None or labels.get(RUN_ID_LABEL) != label_value(request.run_id):
+            return None
+        handle = f"{settings.namespace}/{name}"
+        self._follow_output(request.run_id, handle)
+        return handle
+
     def terminate(self, run_id: str, handle: str) -> bool:
         """Delete the Job and its pods (background propagation) unless it already finished.
 

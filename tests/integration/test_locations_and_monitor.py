@@ -53,7 +53,7 @@ def test_run_process_killed_by_hand_is_failed_by_the_monitor_with_its_reason(
         )
         (run,) = plane.list_runs(backfill_id=view.record.id)
         assert run.launcher_handle is not None
-        os.kill(int(run.launcher_handle), signal.SIGKILL)
+        os.kill(int(run.launcher_handle.partition(":")[0]), signal.SIGKILL)
         final = wait_for_end(plane, view.record.id, timeout=30)
     finally:
         server.stop()

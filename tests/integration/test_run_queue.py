@@ -248,7 +248,7 @@ def test_terminating_one_run_cancels_its_partitions_and_dooms_their_children(
     assert terminated.status is RunStatus.CANCELED
     assert victim.launcher_handle is not None
     with pytest.raises(ProcessLookupError):
-        os.kill(int(victim.launcher_handle), 0)  # the process is gone, not just marked
+        os.kill(int(victim.launcher_handle.partition(":")[0]), 0)  # the process is gone, not just marked
     gate.touch()
 
     final = wait_for_end(control_plane, backfill_id)

@@ -231,7 +231,10 @@ def test_control_plane_defines_the_whole_public_api() -> None:
         "WatchBackfill",
         "GetRunLogs",
     }
-    assert _methods("RunReporter", run_reporter_pb2) == {"ReportRunEvents": (False, False)}
+    assert _methods("RunReporter", run_reporter_pb2) == {
+        "ClaimRun": (False, False),
+        "ReportRunEvents": (False, False),
+    }
 
 
 # --- messages round-trip with their oneofs and presence ---------------------------------------------

@@ -26,7 +26,7 @@ from partita.controlplane.v1 import run_events_pb2 as partita_dot_controlplane_d
 from partita.controlplane.v1 import runs_pb2 as partita_dot_controlplane_dot_v1_dot_runs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*partita/controlplane/v1/run_reporter.proto\x12\x17partita.controlplane.v1\x1a(partita/controlplane/v1/run_events.proto\x1a\"partita/controlplane/v1/runs.proto\"K\n\x16ReportRunEventsRequest\x12\x31\n\x06\x65vents\x18\x01 \x03(\x0b\x32!.partita.controlplane.v1.RunEvent\"\xfb\x01\n\x17ReportRunEventsResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x05\x12\x17\n\x0f\x64uplicate_count\x18\x02 \x01(\x05\x12W\n\x0crun_statuses\x18\x03 \x03(\x0b\x32\x41.partita.controlplane.v1.ReportRunEventsResponse.RunStatusesEntry\x1aV\n\x10RunStatusesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x31\n\x05value\x18\x02 \x01(\x0e\x32\".partita.controlplane.v1.RunStatus:\x02\x38\x01\x32\x83\x01\n\x0bRunReporter\x12t\n\x0fReportRunEvents\x12/.partita.controlplane.v1.ReportRunEventsRequest\x1a\x30.partita.controlplane.v1.ReportRunEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*partita/controlplane/v1/run_reporter.proto\x12\x17partita.controlplane.v1\x1a(partita/controlplane/v1/run_events.proto\x1a\"partita/controlplane/v1/runs.proto\"k\n\x0f\x43laimRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x37\n\x06worker\x18\x03 \x01(\x0b\x32\'.partita.controlplane.v1.WorkerIdentity\"_\n\x0eWorkerIdentity\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12\x1b\n\x13process_start_ticks\x18\x04 \x01(\x03\"\xa5\x01\n\x10\x43laimRunResponse\x12\x0f\n\x07granted\x18\x01 \x01(\x08\x12\x37\n\x06holder\x18\x02 \x01(\x0b\x32\'.partita.controlplane.v1.WorkerIdentity\x12\x0f\n\x07refusal\x18\x03 \x01(\t\x12\x36\n\nrun_status\x18\x04 \x01(\x0e\x32\".partita.controlplane.v1.RunStatus\"K\n\x16ReportRunEventsRequest\x12\x31\n\x06\x65vents\x18\x01 \x03(\x0b\x32!.partita.controlplane.v1.RunEvent\"\xfb\x01\n\x17ReportRunEventsResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x05\x12\x17\n\x0f\x64uplicate_count\x18\x02 \x01(\x05\x12W\n\x0crun_statuses\x18\x03 \x03(\x0b\x32\x41.partita.controlplane.v1.ReportRunEventsResponse.RunStatusesEntry\x1aV\n\x10RunStatusesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x31\n\x05value\x18\x02 \x01(\x0e\x32\".partita.controlplane.v1.RunStatus:\x02\x38\x01\x32\xe4\x01\n\x0bRunReporter\x12_\n\x08\x43laimRun\x12(.partita.controlplane.v1.ClaimRunRequest\x1a).partita.controlplane.v1.ClaimRunResponse\x12t\n\x0fReportRunEvents\x12/.partita.controlplane.v1.ReportRunEventsRequest\x1a\x30.partita.controlplane.v1.ReportRunEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,12 +35,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REPORTRUNEVENTSRESPONSE_RUNSTATUSESENTRY']._loaded_options = None
   _globals['_REPORTRUNEVENTSRESPONSE_RUNSTATUSESENTRY']._serialized_options = b'8\001'
-  _globals['_REPORTRUNEVENTSREQUEST']._serialized_start=149
-  _globals['_REPORTRUNEVENTSREQUEST']._serialized_end=224
-  _globals['_REPORTRUNEVENTSRESPONSE']._serialized_start=227
-  _globals['_REPORTRUNEVENTSRESPONSE']._serialized_end=478
-  _globals['_REPORTRUNEVENTSRESPONSE_RUNSTATUSESENTRY']._serialized_start=392
-  _globals['_REPORTRUNEVENTSRESPONSE_RUNSTATUSESENTRY']._serialized_end=478
-  _globals['_RUNREPORTER']._serialized_start=481
-  _globals['_RUNREPORTER']._serialized_end=612
+  _globals['_CLAIMRUNREQUEST']._serialized_start=149
+  _globals['_CLAIMRUNREQUEST']._serialized_end=256
+  _globals['_WORKERIDENTITY']._serialized_start=258
+  _globals['_WORKERIDENTITY']._serialized_end=353
+  _globals['_CLAIMRUNRESPONSE']._serialized_start=356
+  _globals['_CLAIMRUNRESPONSE']._serialized_end=521
+  _globals['_REPORTRUNEVENTSREQUEST']._serialized_start=523
+  _globals['_REPORTRUNEVENTSREQUEST']._serialized_end=598
+  _globals['_REPORTRUNEVENTSRESPONSE']._serialized_start=601
+  _globals['_REPORTRUNEVENTSRESPONSE']._serialized_end=852
+  _globals['_REPORTRUNEVENTSRESPONSE_RUNSTATUSESENTRY']._serialized_start=766
+  _globals['_REPORTRUNEVENTSRESPONSE_RUNSTATUSESENTRY']._serialized_end=852
+  _globals['_RUNREPORTER']._serialized_start=855
+  _globals['_RUNREPORTER']._serialized_end=1083
 # @@protoc_insertion_point(module_scope)

@@ -21,6 +21,110 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class ClaimRunRequest(_message.Message):
+    """Asks for a run attempt."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    WORKER_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.str
+    """The run."""
+    attempt: _builtins.int
+    """The attempt the worker was launched for (`Run.attempt`)."""
+    @_builtins.property
+    def worker(self) -> Global___WorkerIdentity:
+        """Who asks: the same identity the worker's events carry."""
+
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+        worker: Global___WorkerIdentity | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["worker", b"worker"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "run_id", b"run_id", "worker", b"worker"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimRunRequest: _TypeAlias = ClaimRunRequest  # noqa: Y015
+
+@_typing.final
+class WorkerIdentity(_message.Message):
+    """Identifies one run worker process."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKER_ID_FIELD_NUMBER: _builtins.int
+    HOSTNAME_FIELD_NUMBER: _builtins.int
+    PID_FIELD_NUMBER: _builtins.int
+    PROCESS_START_TICKS_FIELD_NUMBER: _builtins.int
+    worker_id: _builtins.str
+    """Random id the worker picks when it starts (its events' `worker_id`)."""
+    hostname: _builtins.str
+    """Host (or pod) name the worker runs on."""
+    pid: _builtins.int
+    """The worker's process id on that host."""
+    process_start_ticks: _builtins.int
+    """When the process started, in clock ticks since the host booted (Linux /proc/PID/stat field 22);
+    0 where unknown. With `pid` it tells the worker's process from a later one that reuses the pid.
+    """
+    def __init__(
+        self,
+        *,
+        worker_id: _builtins.str = ...,
+        hostname: _builtins.str = ...,
+        pid: _builtins.int = ...,
+        process_start_ticks: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hostname", b"hostname", "pid", b"pid", "process_start_ticks", b"process_start_ticks", "worker_id", b"worker_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkerIdentity: _TypeAlias = WorkerIdentity  # noqa: Y015
+
+@_typing.final
+class ClaimRunResponse(_message.Message):
+    """The answer to a claim."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRANTED_FIELD_NUMBER: _builtins.int
+    HOLDER_FIELD_NUMBER: _builtins.int
+    REFUSAL_FIELD_NUMBER: _builtins.int
+    RUN_STATUS_FIELD_NUMBER: _builtins.int
+    granted: _builtins.bool
+    """True when this worker holds the attempt and may execute it."""
+    refusal: _builtins.str
+    """Why the claim was refused, for the worker's log; empty when granted."""
+    run_status: _runs_pb2.RunStatus.ValueType
+    """The run's status after the claim."""
+    @_builtins.property
+    def holder(self) -> Global___WorkerIdentity:
+        """The worker that holds the attempt (this one when granted)."""
+
+    def __init__(
+        self,
+        *,
+        granted: _builtins.bool = ...,
+        holder: Global___WorkerIdentity | None = ...,
+        refusal: _builtins.str = ...,
+        run_status: _runs_pb2.RunStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["holder", b"holder"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["granted", b"granted", "holder", b"holder", "refusal", b"refusal", "run_status", b"run_status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimRunResponse: _TypeAlias = ClaimRunResponse  # noqa: Y015
+
+@_typing.final
 class ReportRunEventsRequest(_message.Message):
     """A batch of events, normally of one run, in sequence order."""
 

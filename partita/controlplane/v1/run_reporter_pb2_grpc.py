@@ -35,6 +35,11 @@ class RunReporterStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.ClaimRun = channel.unary_unary(
+                '/partita.controlplane.v1.RunReporter/ClaimRun',
+                request_serializer=partita_dot_controlplane_dot_v1_dot_run__reporter__pb2.ClaimRunRequest.SerializeToString,
+                response_deserializer=partita_dot_controlplane_dot_v1_dot_run__reporter__pb2.ClaimRunResponse.FromString,
+                _registered_method=True)
         self.ReportRunEvents = channel.unary_unary(
                 '/partita.controlplane.v1.RunReporter/ReportRunEvents',
                 request_serializer=partita_dot_controlplane_dot_v1_dot_run__reporter__pb2.ReportRunEventsRequest.SerializeToString,
@@ -46,10 +51,24 @@ class RunReporterServicer:
     """Receives run workers' events. Served by the control plane next to ControlPlane.
     """
 
+    def ClaimRun(self, request, context):
+        """Claims a run attempt for the calling worker before it executes anything. Exactly one worker is
+        granted each attempt: a second worker for the same attempt (a launch repeated after a crash, a
+        Job re-run by hand) is refused with the holder named, and must exit without executing. A worker
+        that retries its own claim (same worker id) is granted again. NOT_FOUND names an unknown run;
+        UNAVAILABLE and ABORTED are worth retrying.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReportRunEvents(self, request, context):
         """Records a batch of events. A unary batch (rather than a client stream) keeps retries simple: on
-        UNAVAILABLE or DEADLINE_EXCEEDED the worker resends the same batch, and events already recorded
-        are skipped. NOT_FOUND names a run id the control plane does not know; nothing is recorded then.
+        UNAVAILABLE, ABORTED or DEADLINE_EXCEEDED the worker resends the same batch, and events already
+        recorded are skipped. Events are taken only from the worker that claimed the run. Valid events of
+        a batch are recorded even when others are refused; the call then ends with the code of the
+        refusal, naming each refused event and field: INVALID_ARGUMENT for a malformed event, NOT_FOUND
+        for an unknown run, FAILED_PRECONDITION for a run this worker has not claimed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -58,6 +77,11 @@ class RunReporterServicer:
 
 def add_RunReporterServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'ClaimRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimRun,
+                    request_deserializer=partita_dot_controlplane_dot_v1_dot_run__reporter__pb2.ClaimRunRequest.FromString,
+                    response_serializer=partita_dot_controlplane_dot_v1_dot_run__reporter__pb2.ClaimRunResponse.SerializeToString,
+            ),
             'ReportRunEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ReportRunEvents,
                     request_deserializer=partita_dot_controlplane_dot_v1_dot_run__reporter__pb2.ReportRunEventsRequest.FromString,
@@ -74,6 +98,33 @@ def add_RunReporterServicer_to_server(servicer, server):
 class RunReporter:
     """Receives run workers' events. Served by the control plane next to ControlPlane.
     """
+
+    @staticmethod
+    def ClaimRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/partita.controlplane.v1.RunReporter/ClaimRun',
+            partita_dot_controlplane_dot_v1_dot_run__reporter__pb2.ClaimRunRequest.SerializeToString,
+            partita_dot_controlplane_dot_v1_dot_run__reporter__pb2.ClaimRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def ReportRunEvents(request,

@@ -33,10 +33,20 @@ class RunReporterStub:
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RunReporterAsyncStub: ...
+    ClaimRun: _grpc.UnaryUnaryMultiCallable[_run_reporter_pb2.ClaimRunRequest, _run_reporter_pb2.ClaimRunResponse]
+    """Claims a run attempt for the calling worker before it executes anything. Exactly one worker is
+    granted each attempt: a second worker for the same attempt (a launch repeated after a crash, a
+    Job re-run by hand) is refused with the holder named, and must exit without executing. A worker
+    that retries its own claim (same worker id) is granted again. NOT_FOUND names an unknown run;
+    UNAVAILABLE and ABORTED are worth retrying.
+    """
     ReportRunEvents: _grpc.UnaryUnaryMultiCallable[_run_reporter_pb2.ReportRunEventsRequest, _run_reporter_pb2.ReportRunEventsResponse]
     """Records a batch of events. A unary batch (rather than a client stream) keeps retries simple: on
-    UNAVAILABLE or DEADLINE_EXCEEDED the worker resends the same batch, and events already recorded
-    are skipped. NOT_FOUND names a run id the control plane does not know; nothing is recorded then.
+    UNAVAILABLE, ABORTED or DEADLINE_EXCEEDED the worker resends the same batch, and events already
+    recorded are skipped. Events are taken only from the worker that claimed the run. Valid events of
+    a batch are recorded even when others are refused; the call then ends with the code of the
+    refusal, naming each refused event and field: INVALID_ARGUMENT for a malformed event, NOT_FOUND
+    for an unknown run, FAILED_PRECONDITION for a run this worker has not claimed.
     """
 
 @_typing.type_check_only
@@ -44,14 +54,37 @@ class RunReporterAsyncStub(RunReporterStub):
     """Receives run workers' events. Served by the control plane next to ControlPlane."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
+    ClaimRun: _aio.UnaryUnaryMultiCallable[_run_reporter_pb2.ClaimRunRequest, _run_reporter_pb2.ClaimRunResponse]  # type: ignore[assignment]
+    """Claims a run attempt for the calling worker before it executes anything. Exactly one worker is
+    granted each attempt: a second worker for the same attempt (a launch repeated after a crash, a
+    Job re-run by hand) is refused with the holder named, and must exit without executing. A worker
+    that retries its own claim (same worker id) is granted again. NOT_FOUND names an unknown run;
+    UNAVAILABLE and ABORTED are worth retrying.
+    """
     ReportRunEvents: _aio.UnaryUnaryMultiCallable[_run_reporter_pb2.ReportRunEventsRequest, _run_reporter_pb2.ReportRunEventsResponse]  # type: ignore[assignment]
     """Records a batch of events. A unary batch (rather than a client stream) keeps retries simple: on
-    UNAVAILABLE or DEADLINE_EXCEEDED the worker resends the same batch, and events already recorded
-    are skipped. NOT_FOUND names a run id the control plane does not know; nothing is recorded then.
+    UNAVAILABLE, ABORTED or DEADLINE_EXCEEDED the worker resends the same batch, and events already
+    recorded are skipped. Events are taken only from the worker that claimed the run. Valid events of
+    a batch are recorded even when others are refused; the call then ends with the code of the
+    refusal, naming each refused event and field: INVALID_ARGUMENT for a malformed event, NOT_FOUND
+    for an unknown run, FAILED_PRECONDITION for a run this worker has not claimed.
     """
 
 class RunReporterServicer(metaclass=_abc_1.ABCMeta):
     """Receives run workers' events. Served by the control plane next to ControlPlane."""
+
+    @_abc_1.abstractmethod
+    def ClaimRun(
+        self,
+        request: _run_reporter_pb2.ClaimRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_run_reporter_pb2.ClaimRunResponse, _abc.Awaitable[_run_reporter_pb2.ClaimRunResponse]]:
+        """Claims a run attempt for the calling worker before it executes anything. Exactly one worker is
+        granted each attempt: a second worker for the same attempt (a launch repeated after a crash, a
+        Job re-run by hand) is refused with the holder named, and must exit without executing. A worker
+        that retries its own claim (same worker id) is granted again. NOT_FOUND names an unknown run;
+        UNAVAILABLE and ABORTED are worth retrying.
+        """
 
     @_abc_1.abstractmethod
     def ReportRunEvents(
@@ -60,8 +93,11 @@ class RunReporterServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_run_reporter_pb2.ReportRunEventsResponse, _abc.Awaitable[_run_reporter_pb2.ReportRunEventsResponse]]:
         """Records a batch of events. A unary batch (rather than a client stream) keeps retries simple: on
-        UNAVAILABLE or DEADLINE_EXCEEDED the worker resends the same batch, and events already recorded
-        are skipped. NOT_FOUND names a run id the control plane does not know; nothing is recorded then.
+        UNAVAILABLE, ABORTED or DEADLINE_EXCEEDED the worker resends the same batch, and events already
+        recorded are skipped. Events are taken only from the worker that claimed the run. Valid events of
+        a batch are recorded even when others are refused; the call then ends with the code of the
+        refusal, naming each refused event and field: INVALID_ARGUMENT for a malformed event, NOT_FOUND
+        for an unknown run, FAILED_PRECONDITION for a run this worker has not claimed.
         """
 
 def add_RunReporterServicer_to_server(servicer: RunReporterServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

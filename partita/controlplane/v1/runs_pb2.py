@@ -30,7 +30,7 @@ from partita.common.v1 import partitions_pb2 as partita_dot_common_dot_v1_dot_pa
 from partita.controlplane.v1 import run_events_pb2 as partita_dot_controlplane_dot_v1_dot_run__events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"partita/controlplane/v1/runs.proto\x12\x17partita.controlplane.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epartita/common/v1/assets.proto\x1a\"partita/common/v1/automation.proto\x1a\x1epartita/common/v1/errors.proto\x1a\"partita/common/v1/partitions.proto\x1a(partita/controlplane/v1/run_events.proto\"\xb5\x01\n\nRunFailure\x12\x35\n\x04kind\x18\x01 \x01(\x0e\x32\'.partita.controlplane.v1.RunFailureKind\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x39\n\x0fuser_code_error\x18\x03 \x01(\x0b\x32 .partita.common.v1.UserCodeError\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x42\x0c\n\n_exit_code\"\xa9\x01\n\x11RunLauncherHandle\x12\x44\n\rlocal_process\x18\x01 \x01(\x0b\x32+.partita.controlplane.v1.LocalProcessHandleH\x00\x12\x46\n\x0ekubernetes_job\x18\x02 \x01(\x0b\x32,.partita.controlplane.v1.KubernetesJobHandleH\x00\x42\x06\n\x04kind\"3\n\x12LocalProcessHandle\x12\x10\n\x08hostname\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\":\n\x13KubernetesJobHandle\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x10\n\x08job_name\x18\x02 \x01(\t\"\xb1\x06\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x18\n\x0b\x62\x61\x63kfill_id\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x15\n\rlocation_name\x18\x03 \x01(\t\x12\x34\n\x0f\x61sset_selection\x18\x04 \x03(\x0b\x32\x1b.partita.common.v1.AssetKey\x12\x17\n\rpartition_key\x18\x05 \x01(\tH\x00\x12?\n\x0fpartition_range\x18\x06 \x01(\x0b\x32$.partita.common.v1.PartitionKeyRangeH\x00\x12\x32\n\x06status\x18\x07 \x01(\x0e\x32\".partita.controlplane.v1.RunStatus\x12\x34\n\x04tags\x18\x08 \x03(\x0b\x32&.partita.controlplane.v1.Run.TagsEntry\x12\x43\n\x0flauncher_handle\x18\t \x01(\x0b\x32*.partita.controlplane.v1.RunLauncherHandle\x12\x0f\n\x07\x61ttempt\x18\n \x01(\x05\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x07\x66\x61ilure\x18\x0f \x01(\x0b\x32#.partita.controlplane.v1.RunFailure\x12\x14\n\x07run_key\x18\x10 \x01(\tH\x02\x88\x01\x01\x12\x39\n\x0f\x63reated_by_tick\x18\x11 \x01(\x0b\x32 .partita.common.v1.TickReference\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0b\n\tpartitionB\x0e\n\x0c_backfill_idB\n\n\x08_run_key\"\xd4\x02\n\x0fListRunsRequest\x12\x18\n\x0b\x62\x61\x63kfill_id\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x34\n\x08statuses\x18\x02 \x03(\x0e\x32\".partita.controlplane.v1.RunStatus\x12@\n\x04tags\x18\x03 \x03(\x0b\x32\x32.partita.controlplane.v1.ListRunsRequest.TagsEntry\x12\x1d\n\x15include_backfill_runs\x18\x04 \x01(\x08\x12\x1a\n\rlocation_name\x18\x05 \x01(\tH\x01\x88\x01\x01\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0e\n\x0c_backfill_idB\x10\n\x0e_location_name\"W\n\x10ListRunsResponse\x12*\n\x04runs\x18\x01 \x03(\x0b\x32\x1c.partita.controlplane.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\";\n\x0eGetRunResponse\x12)\n\x03run\x18\x01 \x01(\x0b\x32\x1c.partita.controlplane.v1.Run\"%\n\x13TerminateRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"A\n\x14TerminateRunResponse\x12)\n\x03run\x18\x01 \x01(\x0b\x32\x1c.partita.controlplane.v1.Run\"N\n\x07LogLine\x12\x35\n\x06stream\x18\x01 \x01(\x0e\x32%.partita.controlplane.v1.RunLogStream\x12\x0c\n\x04text\x18\x02 \x01(\t\"\xbf\x01\n\x0bRunLogEntry\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x04line\x18\x03 \x01(\x0b\x32 .partita.controlplane.v1.LogLineH\x00\x12\x32\n\x05\x65vent\x18\x04 \x01(\x0b\x32!.partita.controlplane.v1.RunEventH\x00\x42\t\n\x07\x63ontent\"K\n\x11GetRunLogsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\"K\n\x12GetRunLogsResponse\x12\x35\n\x07\x65ntries\x18\x01 \x03(\x0b\x32$.partita.controlplane.v1.RunLogEntry*\xd2\x01\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_STATUS_QUEUED\x10\x01\x12\x17\n\x13RUN_STATUS_STARTING\x10\x02\x12\x16\n\x12RUN_STATUS_STARTED\x10\x03\x12\x16\n\x12RUN_STATUS_SUCCESS\x10\x04\x12\x16\n\x12RUN_STATUS_FAILURE\x10\x05\x12\x18\n\x14RUN_STATUS_CANCELING\x10\x06\x12\x17\n\x13RUN_STATUS_CANCELED\x10\x07*\xf5\x03\n\x0eRunFailureKind\x12 \n\x1cRUN_FAILURE_KIND_UNSPECIFIED\x10\x00\x12!\n\x1dRUN_FAILURE_KIND_ASSET_FAILED\x10\x01\x12\"\n\x1eRUN_FAILURE_KIND_LAUNCH_FAILED\x10\x02\x12\"\n\x1eRUN_FAILURE_KIND_START_TIMEOUT\x10\x03\x12)\n%RUN_FAILURE_KIND_MAX_RUNTIME_EXCEEDED\x10\x04\x12\"\n\x1eRUN_FAILURE_KIND_WORKER_EXITED\x10\x05\x12 \n\x1cRUN_FAILURE_KIND_WORKER_LOST\x10\x06\x12&\n\"RUN_FAILURE_KIND_IMAGE_PULL_FAILED\x10\x07\x12+\n\'RUN_FAILURE_KIND_CONTAINER_CONFIG_ERROR\x10\x08\x12\"\n\x1eRUN_FAILURE_KIND_OUT_OF_MEMORY\x10\t\x12\x1c\n\x18RUN_FAILURE_KIND_EVICTED\x10\n\x12&\n\"RUN_FAILURE_KIND_DEADLINE_EXCEEDED\x10\x0b\x12&\n\"RUN_FAILURE_KIND_ASSET_NOT_DEFINED\x10\x0c*\x86\x01\n\x0cRunLogStream\x12\x1e\n\x1aRUN_LOG_STREAM_UNSPECIFIED\x10\x00\x12\x19\n\x15RUN_LOG_STREAM_STDOUT\x10\x01\x12\x19\n\x15RUN_LOG_STREAM_STDERR\x10\x02\x12 \n\x1cRUN_LOG_STREAM_CONTROL_PLANE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"partita/controlplane/v1/runs.proto\x12\x17partita.controlplane.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epartita/common/v1/assets.proto\x1a\"partita/common/v1/automation.proto\x1a\x1epartita/common/v1/errors.proto\x1a\"partita/common/v1/partitions.proto\x1a(partita/controlplane/v1/run_events.proto\"\xb5\x01\n\nRunFailure\x12\x35\n\x04kind\x18\x01 \x01(\x0e\x32\'.partita.controlplane.v1.RunFailureKind\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x39\n\x0fuser_code_error\x18\x03 \x01(\x0b\x32 .partita.common.v1.UserCodeError\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x42\x0c\n\n_exit_code\"\xa9\x01\n\x11RunLauncherHandle\x12\x44\n\rlocal_process\x18\x01 \x01(\x0b\x32+.partita.controlplane.v1.LocalProcessHandleH\x00\x12\x46\n\x0ekubernetes_job\x18\x02 \x01(\x0b\x32,.partita.controlplane.v1.KubernetesJobHandleH\x00\x42\x06\n\x04kind\"3\n\x12LocalProcessHandle\x12\x10\n\x08hostname\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\":\n\x13KubernetesJobHandle\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x10\n\x08job_name\x18\x02 \x01(\t\"\xe5\x06\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x18\n\x0b\x62\x61\x63kfill_id\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x15\n\rlocation_name\x18\x03 \x01(\t\x12\x34\n\x0f\x61sset_selection\x18\x04 \x03(\x0b\x32\x1b.partita.common.v1.AssetKey\x12\x17\n\rpartition_key\x18\x05 \x01(\tH\x00\x12?\n\x0fpartition_range\x18\x06 \x01(\x0b\x32$.partita.common.v1.PartitionKeyRangeH\x00\x12\x32\n\x06status\x18\x07 \x01(\x0e\x32\".partita.controlplane.v1.RunStatus\x12\x34\n\x04tags\x18\x08 \x03(\x0b\x32&.partita.controlplane.v1.Run.TagsEntry\x12\x43\n\x0flauncher_handle\x18\t \x01(\x0b\x32*.partita.controlplane.v1.RunLauncherHandle\x12\x0f\n\x07\x61ttempt\x18\n \x01(\x05\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x07\x66\x61ilure\x18\x0f \x01(\x0b\x32#.partita.controlplane.v1.RunFailure\x12\x14\n\x07run_key\x18\x10 \x01(\tH\x02\x88\x01\x01\x12\x39\n\x0f\x63reated_by_tick\x18\x11 \x01(\x0b\x32 .partita.common.v1.TickReference\x12\x32\n\x06worker\x18\x12 \x01(\x0b\x32\".partita.controlplane.v1.RunWorker\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0b\n\tpartitionB\x0e\n\x0c_backfill_idB\n\n\x08_run_key\"m\n\tRunWorker\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12.\n\nclaimed_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd4\x02\n\x0fListRunsRequest\x12\x18\n\x0b\x62\x61\x63kfill_id\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x34\n\x08statuses\x18\x02 \x03(\x0e\x32\".partita.controlplane.v1.RunStatus\x12@\n\x04tags\x18\x03 \x03(\x0b\x32\x32.partita.controlplane.v1.ListRunsRequest.TagsEntry\x12\x1d\n\x15include_backfill_runs\x18\x04 \x01(\x08\x12\x1a\n\rlocation_name\x18\x05 \x01(\tH\x01\x88\x01\x01\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0e\n\x0c_backfill_idB\x10\n\x0e_location_name\"W\n\x10ListRunsResponse\x12*\n\x04runs\x18\x01 \x03(\x0b\x32\x1c.partita.controlplane.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\";\n\x0eGetRunResponse\x12)\n\x03run\x18\x01 \x01(\x0b\x32\x1c.partita.controlplane.v1.Run\"%\n\x13TerminateRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"A\n\x14TerminateRunResponse\x12)\n\x03run\x18\x01 \x01(\x0b\x32\x1c.partita.controlplane.v1.Run\"N\n\x07LogLine\x12\x35\n\x06stream\x18\x01 \x01(\x0e\x32%.partita.controlplane.v1.RunLogStream\x12\x0c\n\x04text\x18\x02 \x01(\t\"\xbf\x01\n\x0bRunLogEntry\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x04line\x18\x03 \x01(\x0b\x32 .partita.controlplane.v1.LogLineH\x00\x12\x32\n\x05\x65vent\x18\x04 \x01(\x0b\x32!.partita.controlplane.v1.RunEventH\x00\x42\t\n\x07\x63ontent\"K\n\x11GetRunLogsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\"K\n\x12GetRunLogsResponse\x12\x35\n\x07\x65ntries\x18\x01 \x03(\x0b\x32$.partita.controlplane.v1.RunLogEntry*\xd2\x01\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_STATUS_QUEUED\x10\x01\x12\x17\n\x13RUN_STATUS_STARTING\x10\x02\x12\x16\n\x12RUN_STATUS_STARTED\x10\x03\x12\x16\n\x12RUN_STATUS_SUCCESS\x10\x04\x12\x16\n\x12RUN_STATUS_FAILURE\x10\x05\x12\x18\n\x14RUN_STATUS_CANCELING\x10\x06\x12\x17\n\x13RUN_STATUS_CANCELED\x10\x07*\xf5\x03\n\x0eRunFailureKind\x12 \n\x1cRUN_FAILURE_KIND_UNSPECIFIED\x10\x00\x12!\n\x1dRUN_FAILURE_KIND_ASSET_FAILED\x10\x01\x12\"\n\x1eRUN_FAILURE_KIND_LAUNCH_FAILED\x10\x02\x12\"\n\x1eRUN_FAILURE_KIND_START_TIMEOUT\x10\x03\x12)\n%RUN_FAILURE_KIND_MAX_RUNTIME_EXCEEDED\x10\x04\x12\"\n\x1eRUN_FAILURE_KIND_WORKER_EXITED\x10\x05\x12 \n\x1cRUN_FAILURE_KIND_WORKER_LOST\x10\x06\x12&\n\"RUN_FAILURE_KIND_IMAGE_PULL_FAILED\x10\x07\x12+\n\'RUN_FAILURE_KIND_CONTAINER_CONFIG_ERROR\x10\x08\x12\"\n\x1eRUN_FAILURE_KIND_OUT_OF_MEMORY\x10\t\x12\x1c\n\x18RUN_FAILURE_KIND_EVICTED\x10\n\x12&\n\"RUN_FAILURE_KIND_DEADLINE_EXCEEDED\x10\x0b\x12&\n\"RUN_FAILURE_KIND_ASSET_NOT_DEFINED\x10\x0c*\x86\x01\n\x0cRunLogStream\x12\x1e\n\x1aRUN_LOG_STREAM_UNSPECIFIED\x10\x00\x12\x19\n\x15RUN_LOG_STREAM_STDOUT\x10\x01\x12\x19\n\x15RUN_LOG_STREAM_STDERR\x10\x02\x12 \n\x1cRUN_LOG_STREAM_CONTROL_PLANE\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,12 +41,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUN_TAGSENTRY']._serialized_options = b'8\001'
   _globals['_LISTRUNSREQUEST_TAGSENTRY']._loaded_options = None
   _globals['_LISTRUNSREQUEST_TAGSENTRY']._serialized_options = b'8\001'
-  _globals['_RUNSTATUS']._serialized_start=2624
-  _globals['_RUNSTATUS']._serialized_end=2834
-  _globals['_RUNFAILUREKIND']._serialized_start=2837
-  _globals['_RUNFAILUREKIND']._serialized_end=3338
-  _globals['_RUNLOGSTREAM']._serialized_start=3341
-  _globals['_RUNLOGSTREAM']._serialized_end=3475
+  _globals['_RUNSTATUS']._serialized_start=2787
+  _globals['_RUNSTATUS']._serialized_end=2997
+  _globals['_RUNFAILUREKIND']._serialized_start=3000
+  _globals['_RUNFAILUREKIND']._serialized_end=3501
+  _globals['_RUNLOGSTREAM']._serialized_start=3504
+  _globals['_RUNLOGSTREAM']._serialized_end=3638
   _globals['_RUNFAILURE']._serialized_start=275
   _globals['_RUNFAILURE']._serialized_end=456
   _globals['_RUNLAUNCHERHANDLE']._serialized_start=459
@@ -56,29 +56,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_KUBERNETESJOBHANDLE']._serialized_start=683
   _globals['_KUBERNETESJOBHANDLE']._serialized_end=741
   _globals['_RUN']._serialized_start=744
-  _globals['_RUN']._serialized_end=1561
-  _globals['_RUN_TAGSENTRY']._serialized_start=1477
-  _globals['_RUN_TAGSENTRY']._serialized_end=1520
-  _globals['_LISTRUNSREQUEST']._serialized_start=1564
-  _globals['_LISTRUNSREQUEST']._serialized_end=1904
-  _globals['_LISTRUNSREQUEST_TAGSENTRY']._serialized_start=1477
-  _globals['_LISTRUNSREQUEST_TAGSENTRY']._serialized_end=1520
-  _globals['_LISTRUNSRESPONSE']._serialized_start=1906
-  _globals['_LISTRUNSRESPONSE']._serialized_end=1993
-  _globals['_GETRUNREQUEST']._serialized_start=1995
-  _globals['_GETRUNREQUEST']._serialized_end=2026
-  _globals['_GETRUNRESPONSE']._serialized_start=2028
-  _globals['_GETRUNRESPONSE']._serialized_end=2087
-  _globals['_TERMINATERUNREQUEST']._serialized_start=2089
-  _globals['_TERMINATERUNREQUEST']._serialized_end=2126
-  _globals['_TERMINATERUNRESPONSE']._serialized_start=2128
-  _globals['_TERMINATERUNRESPONSE']._serialized_end=2193
-  _globals['_LOGLINE']._serialized_start=2195
-  _globals['_LOGLINE']._serialized_end=2273
-  _globals['_RUNLOGENTRY']._serialized_start=2276
-  _globals['_RUNLOGENTRY']._serialized_end=2467
-  _globals['_GETRUNLOGSREQUEST']._serialized_start=2469
-  _globals['_GETRUNLOGSREQUEST']._serialized_end=2544
-  _globals['_GETRUNLOGSRESPONSE']._serialized_start=2546
-  _globals['_GETRUNLOGSRESPONSE']._serialized_end=2621
+  _globals['_RUN']._serialized_end=1613
+  _globals['_RUN_TAGSENTRY']._serialized_start=1529
+  _globals['_RUN_TAGSENTRY']._serialized_end=1572
+  _globals['_RUNWORKER']._serialized_start=1615
+  _globals['_RUNWORKER']._serialized_end=1724
+  _globals['_LISTRUNSREQUEST']._serialized_start=1727
+  _globals['_LISTRUNSREQUEST']._serialized_end=2067
+  _globals['_LISTRUNSREQUEST_TAGSENTRY']._serialized_start=1529
+  _globals['_LISTRUNSREQUEST_TAGSENTRY']._serialized_end=1572
+  _globals['_LISTRUNSRESPONSE']._serialized_start=2069
+  _globals['_LISTRUNSRESPONSE']._serialized_end=2156
+  _globals['_GETRUNREQUEST']._serialized_start=2158
+  _globals['_GETRUNREQUEST']._serialized_end=2189
+  _globals['_GETRUNRESPONSE']._serialized_start=2191
+  _globals['_GETRUNRESPONSE']._serialized_end=2250
+  _globals['_TERMINATERUNREQUEST']._serialized_start=2252
+  _globals['_TERMINATERUNREQUEST']._serialized_end=2289
+  _globals['_TERMINATERUNRESPONSE']._serialized_start=2291
+  _globals['_TERMINATERUNRESPONSE']._serialized_end=2356
+  _globals['_LOGLINE']._serialized_start=2358
+  _globals['_LOGLINE']._serialized_end=2436
+  _globals['_RUNLOGENTRY']._serialized_start=2439
+  _globals['_RUNLOGENTRY']._serialized_end=2630
+  _globals['_GETRUNLOGSREQUEST']._serialized_start=2632
+  _globals['_GETRUNLOGSREQUEST']._serialized_end=2707
+  _globals['_GETRUNLOGSRESPONSE']._serialized_start=2709
+  _globals['_GETRUNLOGSRESPONSE']._serialized_end=2784
 # @@protoc_insertion_point(module_scope)

@@ -326,6 +326,7 @@ class Run(_message.Message):
     FAILURE_FIELD_NUMBER: _builtins.int
     RUN_KEY_FIELD_NUMBER: _builtins.int
     CREATED_BY_TICK_FIELD_NUMBER: _builtins.int
+    WORKER_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     """The run's id, reserved before launch."""
     backfill_id: _builtins.str
@@ -380,6 +381,10 @@ class Run(_message.Message):
     def created_by_tick(self) -> _automation_pb2.TickReference:
         """The sensor or schedule tick that made the run, if any."""
 
+    @_builtins.property
+    def worker(self) -> Global___RunWorker:
+        """The worker that claimed the run's attempt; absent until one did."""
+
     def __init__(
         self,
         *,
@@ -400,10 +405,11 @@ class Run(_message.Message):
         failure: Global___RunFailure | None = ...,
         run_key: _builtins.str | None = ...,
         created_by_tick: _automation_pb2.TickReference | None = ...,
+        worker: Global___RunWorker | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_backfill_id", b"_backfill_id", "_run_key", b"_run_key", "backfill_id", b"backfill_id", "created_at", b"created_at", "created_by_tick", b"created_by_tick", "ended_at", b"ended_at", "failure", b"failure", "launcher_handle", b"launcher_handle", "partition", b"partition", "partition_key", b"partition_key", "partition_range", b"partition_range", "run_key", b"run_key", "started_at", b"started_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_backfill_id", b"_backfill_id", "_run_key", b"_run_key", "backfill_id", b"backfill_id", "created_at", b"created_at", "created_by_tick", b"created_by_tick", "ended_at", b"ended_at", "failure", b"failure", "launcher_handle", b"launcher_handle", "partition", b"partition", "partition_key", b"partition_key", "partition_range", b"partition_range", "run_key", b"run_key", "started_at", b"started_at", "updated_at", b"updated_at", "worker", b"worker"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_backfill_id", b"_backfill_id", "_run_key", b"_run_key", "asset_selection", b"asset_selection", "attempt", b"attempt", "backfill_id", b"backfill_id", "created_at", b"created_at", "created_by_tick", b"created_by_tick", "ended_at", b"ended_at", "failure", b"failure", "launcher_handle", b"launcher_handle", "location_name", b"location_name", "partition", b"partition", "partition_key", b"partition_key", "partition_range", b"partition_range", "run_id", b"run_id", "run_key", b"run_key", "started_at", b"started_at", "status", b"status", "tags", b"tags", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_backfill_id", b"_backfill_id", "_run_key", b"_run_key", "asset_selection", b"asset_selection", "attempt", b"attempt", "backfill_id", b"backfill_id", "created_at", b"created_at", "created_by_tick", b"created_by_tick", "ended_at", b"ended_at", "failure", b"failure", "launcher_handle", b"launcher_handle", "location_name", b"location_name", "partition", b"partition", "partition_key", b"partition_key", "partition_range", b"partition_range", "run_id", b"run_id", "run_key", b"run_key", "started_at", b"started_at", "status", b"status", "tags", b"tags", "updated_at", b"updated_at", "worker", b"worker"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__backfill_id: _TypeAlias = _typing.Literal["backfill_id"]  # noqa: Y015
     _WhichOneofArgType__backfill_id: _TypeAlias = _typing.Literal["_backfill_id", b"_backfill_id"]  # noqa: Y015
@@ -419,6 +425,42 @@ class Run(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_partition) -> _WhichOneofReturnType_partition | None: ...
 
 Global___Run: _TypeAlias = Run  # noqa: Y015
+
+@_typing.final
+class RunWorker(_message.Message):
+    """The worker process that holds a run's attempt."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKER_ID_FIELD_NUMBER: _builtins.int
+    HOSTNAME_FIELD_NUMBER: _builtins.int
+    PID_FIELD_NUMBER: _builtins.int
+    CLAIMED_AT_FIELD_NUMBER: _builtins.int
+    worker_id: _builtins.str
+    """The worker's random id (its events' `worker_id`)."""
+    hostname: _builtins.str
+    """Host (or pod) name it runs on."""
+    pid: _builtins.int
+    """Its process id on that host."""
+    @_builtins.property
+    def claimed_at(self) -> _timestamp_pb2.Timestamp:
+        """When it claimed the run."""
+
+    def __init__(
+        self,
+        *,
+        worker_id: _builtins.str = ...,
+        hostname: _builtins.str = ...,
+        pid: _builtins.int = ...,
+        claimed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claimed_at", b"claimed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claimed_at", b"claimed_at", "hostname", b"hostname", "pid", b"pid", "worker_id", b"worker_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunWorker: _TypeAlias = RunWorker  # noqa: Y015
 
 @_typing.final
 class ListRunsRequest(_message.Message):

@@ -83,7 +83,7 @@ def test_the_container_runs_the_worker_with_the_runs_range_as_arguments_and_envi
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["partita"]
     assert container["args"] == [
-        "execute-run", "--run-id", "0123456789abcdef0123", "-m", "my_pkg.defs", "--working-directory", "/app",
+        "execute-run", "--run-id", "0123456789abcdef0123", "--attempt", "1", "-m", "my_pkg.defs", "--working-directory", "/app",
         "--assets", "warehouse/events,daily_summary", "--partition-range", "2024-01-01...2024-01-31",
         "--control-plane", "partita-control-plane.partita.svc:3000",
     ]  # fmt: skip

@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from code_server.asset_key import AssetKey
 from code_server.wire.automation import BackfillRequestSpec
 from control_plane.records import BackfillPartition, BackfillRecord, PartitionStatus, RunRecord, RunStatus
-from control_plane.runs.reports import RunReportHandler, RunStartedReport
+from control_plane.runs.reports import RunReportHandler
 from control_plane.storage import BackfillStore, Database, RunStore
 from control_plane.storage.schema import backfills, runs
+from launcher.base import WorkerIdentity
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -31,7 +32,7 @@ def _lock_waiters(connection: sa.Connection) -> int:
     return int(count)
 
 
-def test_reports_wait_for_the_backfill_before_they_lock_the_run(
+def test_claims_wait_for_the_backfill_before_they_lock_the_run(
     database: Database,
     make_backfill: Callable[..., BackfillRecord],
     make_run: Callable[..., RunRecord],
@@ -50,7 +51,7 @@ def test_reports_wait_for_the_backfill_before_they_lock_the_run(
 
     def apply() -> None:
         try:
-            handler.apply([RunStartedReport("run1", "started", NOW)])
+            handler.claim("run1", 1, WorkerIdentity("w1", "host", 1, None), handle=None, now=NOW)
         except BaseException as error:  # reported by the test thread
             failures.append(error)
 
