@@ -429,7 +429,7 @@ def test_a_daily_time_skipped_by_spring_forward_starts_at_the_end_of_the_gap() -
     assert hours(days.time_window_for_partition_key("2024-03-09")) == 23.5
 
 
-def test_a_window_starting_at_the_end_of_a_gap_keeps_its_scheduled_key_if_its_start_repeats_the_next() -> None:
+def test_a_gap_window_keeps_its_scheduled_key_if_its_start_repeats_the_next() -> None:
     # Nuuk skips 23:00-00:00 on 2024-03-30: that day's window starts at 00:00 on the 31st, whose
     # date-only key would be the 31st's window's (from 23:00) too, so it keeps its own (Dagster
     # repeats the key). Keys of real starts on spring-forward days: test_spring_forward_keys.py.
