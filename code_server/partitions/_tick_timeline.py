@@ -40,14 +40,15 @@ class OutOfRangeError(ValueError):
 
 
 class Tick(NamedTuple):
-    """One firing of the schedule: its instant; the wall time its key shows (its local time, or for
-    a firing that stands for skipped wall times, the first of those); its UTC offset; and whether
-    its wall time is the second of two equal ones (a fall-back repeat, ``fold=1``)."""
+    """One firing of the schedule: its instant; its local wall time; its UTC offset; whether its
+    wall time is the second of two equal ones (a fall-back repeat, ``fold=1``); and, for a firing
+    at the end of a spring-forward gap, the first skipped wall time it stands for (else None)."""
 
     instant: int
     wall: int
     offset: int
     repeated: bool
+    scheduled: int | None = None
 
 
 class _Segment:
@@ -87,8 +88,8 @@ class _Segment:
         self.stop = stop
         self.offset = offset
         self.gap_tick = gap_wall is not None
-        #: The first wall time the gap tick stands for: its key is formatted from it, which keeps keys
-        #: unique (the gap's end can fall on another day, as when 23:00-00:00 is skipped).
+        #: The first wall time the gap tick stands for: its key when the key of its real start would
+        #: repeat the next tick's (the gap's end can fall on another day, as when 23:00-00:00 is skipped).
         self.gap_wall = gap_wall or 0
         self.first_regular = first_regular
         self.stop_regular = stop_regular
@@ -339,7 +340,8 @@ class TickTimeline:
         position = number - segment.first_number
         if segment.gap_tick:
             if position == 0:
-                return Tick(segment.start, segment.gap_wall, segment.offset, False)
+                start = segment.start
+                return Tick(start, start + segment.offset, segment.offset, False, segment.gap_wall)
             position -= 1
         wall = self.grid.wall_at(segment.first_regular + position)
         return Tick(wall - segment.offset, wall, segment.offset, wall < segment.repeated_until)
@@ -352,15 +354,23 @@ class TickTimeline:
 
     def key(self, number: int, key_format: KeyFormat) -> str:
         """The partition key of tick ``number``."""
-        return self.key_of(self.tick(number), key_format)
-
-    def key_of(self, tick: Tick, key_format: KeyFormat) -> str:
+        tick = self.tick(number)
         if key_format.uses_offset:
             return datetime.fromtimestamp(tick.instant, self.zone.tzinfo).strftime(key_format.fmt)
         key = key_format.format_wall(tick.wall)
-        if tick.repeated and self.every_hour:
+        if tick.scheduled is not None:
+            # Keyed by its real start, as in Dagster, unless that is the next tick's key too, which
+            # Dagster would repeat; the skipped wall time it was scheduled for keeps keys unique.
+            if key == self.key(number + 1, key_format):
+                return key_format.format_wall(tick.scheduled)
+        elif tick.repeated and self.every_hour:
             key += offset_suffix(tick.offset)
         return key
+
+    def is_skipped(self, wall: int) -> bool:
+        """Whether the zone's clocks never show ``wall`` (it falls in a spring-forward gap)."""
+        instant = self.instant_for_wall(wall)
+        return instant + self.zone.offset_at(instant) != wall
 
     def keys(self, first: int, stop: int, key_format: KeyFormat) -> list[str]:
         """The keys of ticks ``first`` to ``stop - 1``, formatted in bulk segment by segment."""

@@ -25,6 +25,7 @@ DEFAULT_HOURLY_FORMAT = "%Y-%m-%d-%H:%M"
 _from_timestamp = datetime.fromtimestamp
 _tuple_new = tuple.__new__
 _SECOND = timedelta(seconds=1)
+_EPOCH = datetime(1970, 1, 1)
 
 
 def _sentence(exc: Exception) -> str:
@@ -283,11 +284,23 @@ class TimeWindowPartitionsDefinition(PartitionsDefinition):
             instant = wall - offset if offset is not None else timeline.instant_for_wall(wall)
             index = timeline.first_at_or_after(instant)
             expected = timeline.key(index, self._format)
+            if expected != partition_key and timeline.key(index + 1, self._format) == partition_key:
+                # The window at ``index`` starts at the end of a gap and keeps its scheduled key,
+                # so the key read here (of its real start) is the next window's.
+                return index + 1
+            skipped = offset is None and timeline.is_skipped(wall)
         except (ValueError, OverflowError) as exc:  # beyond the years datetimes (or croniter) reach
             raise PartitionKeyError(
                 f"{partition_key!r} is not a partition of {self!r}: {_sentence(exc)}."
             ) from None
         if expected != partition_key:
+            if skipped:
+                shown = f"{_EPOCH + timedelta(seconds=wall):%Y-%m-%d %H:%M:%S}".removesuffix(":00")
+                raise PartitionKeyError(
+                    f"{partition_key!r} is not a partition of {self!r}: {shown} does not exist in "
+                    f"{self._timezone} (the clocks spring forward over it), so no window starts then; "
+                    f"the window that starts when the clocks resume has the key {expected!r}."
+                )
             raise PartitionKeyError(
                 f"{partition_key!r} is not a partition of {self!r}: no window starts there "
                 f"(the next one is {expected!r})."

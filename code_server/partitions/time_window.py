@@ -11,11 +11,14 @@ Semantics follow Dagster's, so ported code keeps its keys:
   wall time matches: a spring-forward day has no key for the skipped hour, and on a fall-back day
   the second of the two equal hours gets its UTC offset appended (``2024-11-03-01:00-0600`` in
   America/Chicago). Other schedules fire once per wall time: a repeated one at its second instance,
-  a skipped one at the end of the gap (a daily window is then 23 or 25 hours, or 23.5 for 02:30).
+  a skipped one at the end of the gap (a daily window is then 23 or 25 hours, or 23.5 for 02:30),
+  and that window's key is its real start (``2020-03-08-03:00`` for ``0 2 * * *`` in
+  America/Chicago). A wall time the clocks skip is no key; reading one names the key to use.
 
-One corner case differs from Dagster on purpose, to keep keys unique: a window that starts at the
-end of a gap is keyed by the wall time it was scheduled for (Dagster keys some of them by the gap's
-end, which repeats the next day's key when the gap crosses midnight, as 23:00-00:00 in America/Nuuk).
+One corner case differs from Dagster on purpose, to keep keys unique: a window starting at the end
+of a gap whose real-start key would repeat the next window's is keyed by the wall time it was
+scheduled for (Dagster repeats the key when the gap crosses midnight under a date-only format, as
+23:00-00:00 in America/Nuuk: both the 30th's window and the 31st's would be ``2024-03-31``).
 
 Everything is computed by index arithmetic over the schedule's wall-clock grid and the zone's
 offset transitions (see ``_tick_timeline``), so a 30-year daily key list, a key's window, or a

@@ -1,8 +1,8 @@
 """Properties of time-window partitions across time zones with daylight saving time.
 
 Definitions are drawn near DST transitions on purpose (most starts fall in March, April, October or
-November), in zones that shift by an hour in either hemisphere, by half an hour (Lord Howe), or at
-midnight (Santiago), besides fixed ones. Spans are kept short so the whole module runs in seconds.
+November), in zones that shift by an hour in either hemisphere, by half an hour (Lord Howe), at
+midnight (Santiago), or from 23:00 to midnight (Nuuk since 2024), besides fixed ones. Spans are kept short so the whole module runs in seconds.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ ZONES = [
     "Asia/Kolkata",
     "Pacific/Chatham",
     "America/St_Johns",
+    "America/Nuuk",
 ]
 CRONS = [
     ("*/15 * * * *", "%Y-%m-%d %H:%M", timedelta(hours=30)),
@@ -44,6 +45,7 @@ CRONS = [
     ("0 0 L * *", "%Y-%m-%d", timedelta(days=400)),
     ("0 12 1,15 * *", "%Y-%m-%d", timedelta(days=200)),
     ("30 2 * * *", "%Y-%m-%d %H:%M", timedelta(days=60)),
+    ("0 23 * * *", "%d %b %Y", timedelta(days=60)),  # read back with strptime, not the fast path
 ]
 PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -144,15 +146,15 @@ def reference_keys(definition: TimeWindowPartitionsDefinition, now: datetime) ->
     """Keys by brute force: every matching instant (schedules repeating every hour) or every matching
     wall time mapped to one instant (others), then the windows that have ended by ``now``.
 
-    A key shows the local time of its window's start, with the offset appended to the second of two
-    equal hours; but a window of a schedule that is not hourly starting at the end of a
-    spring-forward gap is keyed by the (skipped) wall time it was scheduled for, so that keys stay
-    unique when the gap crosses midnight."""
+    A key shows the local time of its window's start (as Dagster's do, also for a window starting at
+    the end of a spring-forward gap), with the offset appended to the second of two equal hours; but
+    a window starting at the end of a gap whose key would repeat the next window's (a gap crossing
+    midnight under a date-only format) is keyed by the skipped wall time it was scheduled for."""
     zone, cron = _zone(definition.timezone), definition.cron_schedule
     low, high = definition.start.timestamp(), now.timestamp()
     fields = cron.split()
     instants: list[int] = []
-    keyed_walls: dict[int, datetime] = {}
+    keys_by_instant: dict[int, str] = {}
     if fields[1] == "*":  # repeats every hour: only minute fields vary in these tests
         minutes = set(croniter.expand(cron)[0][0])
         first = int(low) - int(low) % 60
@@ -176,17 +178,18 @@ def reference_keys(definition: TimeWindowPartitionsDefinition, now: datetime) ->
             else:
                 moment = _gap_end(zone, min(early, late), max(early, late))  # skipped: end of the gap
             if moment >= low:
-                walls_by_instant.setdefault(moment, wall)  # keyed by the first wall time firing then
+                walls_by_instant.setdefault(moment, wall)  # the first wall time firing then
         instants = sorted(walls_by_instant)
-        if "%z" not in definition.fmt:
-            keyed_walls.update(walls_by_instant)
+        following = None
+        for moment in reversed(instants):
+            key = _reference_key(definition, moment)
+            scheduled = walls_by_instant[moment]
+            at_gap_end = datetime.fromtimestamp(moment, zone).replace(tzinfo=None) != scheduled
+            if "%z" not in definition.fmt and at_gap_end and key == following:
+                key = scheduled.strftime(definition.fmt)
+            keys_by_instant[moment] = following = key
     ended = [start for start, end in itertools.pairwise(instants) if end <= high]
-    return [
-        keyed_walls[moment].strftime(definition.fmt)
-        if moment in keyed_walls
-        else _reference_key(definition, moment)
-        for moment in ended
-    ]
+    return [keys_by_instant.get(moment) or _reference_key(definition, moment) for moment in ended]
 
 
 def _reference_key(definition: TimeWindowPartitionsDefinition, moment: int) -> str:
@@ -274,3 +277,25 @@ def test_ranges_and_timestamps_agree_with_the_key_list(case: Case, data: st.Data
     assert definition.get_partition_key_for_timestamp(moment) == keys[first]
     starts = [definition.time_window_for_partition_key(key).start.timestamp() for key in keys]
     assert definition.index_of_time(moment) == bisect.bisect_right(starts, inside) - 1
+
+
+@PROPERTY_SETTINGS
+@given(cases())
+def test_every_key_shows_its_window_s_real_start(case: Case) -> None:
+    """Dagster's keys: the local time of the window's start, never a wall time the clocks skip;
+    only a key that would repeat the next one keeps the wall time its window was scheduled for."""
+    definition = case.definition
+    zone = _zone(definition.timezone)
+    for index, key in enumerate(definition.get_partition_keys(current_time=case.now)):
+        start = definition.time_window_for_partition_key(key).start
+        shown = start.strftime(definition.fmt)
+        if key != shown:
+            assert key == shown + start.strftime("%z") or shown == definition.partition_key_at_index(
+                index + 1
+            )
+        if "%H" in definition.fmt and "%z" not in definition.fmt:
+            wall = datetime.strptime(key[: len(shown)], definition.fmt)
+            assert (
+                datetime.fromtimestamp(wall.replace(tzinfo=zone).timestamp(), zone).replace(tzinfo=None)
+                == wall
+            )
