@@ -311,5 +311,10 @@ def _runs_run(arguments: list[str], run_id: str) -> bool:
 
 
 def _signal_group(pid: int, signum: signal.Signals) -> None:
+    """Signal the run's process group (its worker and what it started); just the process when it
+    leads no group (a worker started by other means)."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signum)
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signum)
+        else:
+            os.kill(pid, signum)
