@@ -177,6 +177,12 @@ def test_hanging_server_is_shown_with_its_reason_and_does_not_hold_up_other_back
         )
         assert shown["tests"]["status"] == "loaded" and shown["tests"]["problem"] is None
 
+        # The planning loop never waits for the hanging server: it keeps ticking (every 0.2 s idle)
+        # while refreshes of the bad location each hang for their whole 1 s deadline.
+        ticks = plane.daemon.ticks
+        time.sleep(1.0)
+        assert plane.daemon.ticks - ticks >= 3
+
         calls_before, started = bad.calls.get("GetServerInfo", 0), time.monotonic()
         assert_good_backfill_completes(plane)
         # One call in flight at a time: refreshes every 0.3 s never pile up on a server that hangs.
