@@ -95,6 +95,7 @@ class CodeLocations:
         self._clock = clock
         self._refresh_seconds = refresh_seconds
         self._on_change = on_change
+        self._closed = False
         # One thread per location: a refresh stuck until its deadline never holds up another location's.
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, min(len(self._states), _MAX_REFRESH_THREADS)),
@@ -130,6 +131,10 @@ class CodeLocations:
         with self._lock:
             if state.in_flight is not None and not state.in_flight.done():
                 return state.in_flight
+            if self._closed:  # an API call racing shutdown: nothing more is refreshed
+                done: Future[bool] = Future()
+                done.set_result(False)
+                return done
             future = self._pool.submit(self._refresh_guarded, state)
             state.in_flight = future
             return future
@@ -281,6 +286,8 @@ class CodeLocations:
         return views
 
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
         for state in self._states.values():
             state.client.close()
