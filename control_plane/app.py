@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy.engine import make_url
 
 from code_server.asset_key import AssetKey
+from code_server.client import CodeServerDeadlines
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.automation import BackfillRequestSpec
 from control_plane.api.aio_server import AioServer
@@ -90,6 +91,8 @@ class ControlPlaneConfig:
     unary_threads: int = 32
     #: Open streams (watches, log follows) served at once; beyond it a stream is RESOURCE_EXHAUSTED.
     max_open_streams: int = DEFAULT_MAX_OPEN_STREAMS
+    #: How long each kind of call to a code server may take before its location shows the problem.
+    code_server_deadlines: CodeServerDeadlines = field(default_factory=CodeServerDeadlines)
 
     def resolved_run_log_directory(self) -> Path:
         if self.run_log_directory:
@@ -118,7 +121,13 @@ class ControlPlane(ControlPlaneService):
         self._progress = BackfillProgressStore(self.database)
         self._runs = RunStore(self.database)
         self._events = RunEventStore(self.database)
-        self.locations = CodeLocations(config.code_servers, clock=clock)
+        self.locations = CodeLocations(
+            config.code_servers,
+            clock=clock,
+            deadlines=config.code_server_deadlines,
+            refresh_seconds=config.location_refresh_seconds,
+            on_change=lambda _name: self.engine.note_all_running(),
+        )
         self.launcher = launcher or LocalProcessLauncher(log_directory=config.resolved_run_log_directory())
         self.launcher.capture_output(self._record_output, self._stored_output_lines)
         self._server = AioServer(name="control-plane", unary_threads=config.unary_threads)
@@ -218,11 +227,8 @@ class ControlPlane(ControlPlaneService):
         self._changes.notify()
 
     def _refresh_locations(self) -> None:
-        before = {name: self.locations.is_available(name) for name in self.locations.names}
-        changed = self.locations.refresh()
-        back = any(self.locations.is_available(name) and not was for name, was in before.items())
-        if back or any(changed.values()):
-            self.engine.note_all_running()
+        # Off this loop: a server that hangs delays only its own location (on_change replans).
+        self.locations.refresh(wait=False)
 
     def _record_output(self, run_id: str, line: str) -> None:
         self._events.append(run_id, [(OUTPUT_EVENT_KIND, line, None)])

@@ -9,6 +9,7 @@ from datetime import datetime
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.automation import BackfillRequestSpec
+from control_plane.location_health import LocationProblem
 from control_plane.records import BackfillRecord, PartitionStatus
 
 
@@ -60,9 +61,11 @@ class BackfillView:
 
 @dataclass(frozen=True, slots=True)
 class CodeLocationView:
+    """A code location as the API shows it: status, the reason when not loaded, what is in use."""
+
     name: str
     address: str
-    #: "loaded", "unavailable" or "load_error".
+    #: "loaded", "unavailable", "load_error" or "invalid" (a :class:`LocationStatus` value).
     status: str
     server_id: str = ""
     fingerprint: str = ""
@@ -73,3 +76,9 @@ class CodeLocationView:
     sensor_count: int = 0
     schedule_count: int = 0
     last_seen_at: datetime | None = None
+    problem: LocationProblem | None = None
+    definitions_loaded_at: datetime | None = None
+    #: Seconds between refreshes (how soon a fixed server is noticed).
+    refresh_seconds: float | None = None
+    #: Not loaded now, but planning uses the definitions last loaded.
+    using_last_good_definitions: bool = False

@@ -4,6 +4,9 @@ Hierarchy::
 
     CodeServerError                 (.status: grpc.StatusCode | None, .location)
     ├── CodeServerUnavailable        the server cannot be reached (UNAVAILABLE, DEADLINE_EXCEEDED)
+    ├── InvalidAnswer                the server answered, but with something the client cannot use
+    │   ├── UndecodableAnswer          bytes that do not decode as the RPC's response message
+    │   └── InvalidDefinitions         a definitions snapshot that fails validation
     ├── DefinitionNotFound           NOT_FOUND: unknown asset, sensor or schedule
     ├── InvalidRequest               INVALID_ARGUMENT / FAILED_PRECONDITION: e.g. a key not in the definition
     └── UserCodeError                the user's code raised, timed out, or did not load
@@ -19,16 +22,48 @@ from partita.common.v1 import errors_pb2
 
 
 class CodeServerError(PartitaError):
+    """Root of the client's errors: keeps the gRPC status, the location, the RPC and its deadline,
+    so that callers can say exactly which call to which server failed, and how long it was given."""
+
     def __init__(
-        self, message: str, *, status: grpc.StatusCode | None = None, location: str | None = None
+        self,
+        message: str,
+        *,
+        status: grpc.StatusCode | None = None,
+        location: str | None = None,
+        rpc: str | None = None,
+        deadline: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.location = location
+        #: The RPC's name, e.g. "ListDefinitions"; None when not known.
+        self.rpc = rpc
+        #: Seconds the call was given in all (its retries included).
+        self.deadline = deadline
 
 
 class CodeServerUnavailable(CodeServerError):
     """The code server did not answer; retrying later may succeed."""
+
+    @property
+    def timed_out(self) -> bool:
+        """True when the server was reached (or not) but gave no answer within the deadline."""
+        return self.status == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class InvalidAnswer(CodeServerError):
+    """The code server answered with something unusable: a broken server or a bad deploy, not the
+    caller's fault. Raised so that callers can keep what they last knew instead of crashing on it."""
+
+
+class UndecodableAnswer(InvalidAnswer):
+    """The response bytes are not the RPC's protobuf message (a wrong or corrupt server)."""
+
+
+class InvalidDefinitions(InvalidAnswer):
+    """The definitions decode but do not form a valid asset graph (an asset defined twice, an
+    unknown partitions kind, a dependency on an asset that is not defined, ...)."""
 
 
 class DefinitionNotFound(CodeServerError):

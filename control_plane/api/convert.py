@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -22,12 +22,14 @@ from code_server.wire.timestamps import timestamp_to_proto
 from control_plane.api.enums import (
     COUNT_FIELDS,
     backfill_status_to_proto,
+    location_problem_kind_to_proto,
     location_status_to_proto,
     log_stream_to_proto,
     partition_status_to_proto,
     run_failure_kind_to_proto,
     run_status_to_proto,
 )
+from control_plane.location_health import LocationProblem
 from control_plane.records import PartitionSpan, PartitionStatus, RunEventRecord, RunRecord
 from control_plane.views import (
     BackfillPlanView,
@@ -329,7 +331,26 @@ def code_location_to_proto(view: CodeLocationView) -> code_locations_pb2.CodeLoc
             )
         else:
             message.unavailable_reason = view.error
+    if view.problem is not None:
+        message.problem.CopyFrom(location_problem_to_proto(view.problem))
+    if view.refresh_seconds is not None:
+        message.refresh_interval.FromTimedelta(timedelta(seconds=view.refresh_seconds))
+    message.using_last_good_definitions = view.using_last_good_definitions
     _set_time(message.last_seen_at, view.last_seen_at)
+    _set_time(message.definitions_loaded_at, view.definitions_loaded_at)
+    return message
+
+
+def location_problem_to_proto(problem: LocationProblem) -> code_locations_pb2.CodeLocationProblem:
+    message = code_locations_pb2.CodeLocationProblem(
+        kind=location_problem_kind_to_proto(problem.kind),
+        rpc=problem.rpc,
+        message=problem.message,
+        consecutive_failures=problem.consecutive_failures,
+    )
+    message.since.CopyFrom(timestamp_to_proto(problem.since))
+    if problem.deadline is not None:
+        message.deadline.FromTimedelta(timedelta(seconds=problem.deadline))
     return message
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypeAlias, TypeVar
 
+from control_plane.location_health import ProblemKind
 from control_plane.records import BackfillStatus, PartitionStatus, RunFailureKind, RunStatus
 from partita.controlplane.v1 import backfills_pb2, code_locations_pb2, partition_status_pb2, runs_pb2
 
@@ -53,6 +54,15 @@ _LOCATION_STATUS: dict[str, _LocationStatusProto] = {
     "loaded": code_locations_pb2.CODE_LOCATION_STATUS_LOADED,
     "unavailable": code_locations_pb2.CODE_LOCATION_STATUS_UNAVAILABLE,
     "load_error": code_locations_pb2.CODE_LOCATION_STATUS_LOAD_ERROR,
+    "invalid": code_locations_pb2.CODE_LOCATION_STATUS_INVALID,
+}
+_PROBLEM_KIND: dict[ProblemKind, code_locations_pb2.CodeLocationProblemKind.ValueType] = {
+    ProblemKind.UNREACHABLE: code_locations_pb2.CODE_LOCATION_PROBLEM_KIND_UNREACHABLE,
+    ProblemKind.TIMED_OUT: code_locations_pb2.CODE_LOCATION_PROBLEM_KIND_TIMED_OUT,
+    ProblemKind.UNDECODABLE_ANSWER: code_locations_pb2.CODE_LOCATION_PROBLEM_KIND_UNDECODABLE_ANSWER,
+    ProblemKind.INVALID_DEFINITIONS: code_locations_pb2.CODE_LOCATION_PROBLEM_KIND_INVALID_DEFINITIONS,
+    ProblemKind.LOAD_FAILED: code_locations_pb2.CODE_LOCATION_PROBLEM_KIND_LOAD_FAILED,
+    ProblemKind.SERVER_ERROR: code_locations_pb2.CODE_LOCATION_PROBLEM_KIND_SERVER_ERROR,
 }
 _LOG_STREAM: dict[str, runs_pb2.RunLogStream.ValueType] = {
     "stdout": runs_pb2.RUN_LOG_STREAM_STDOUT,
@@ -95,6 +105,16 @@ def partition_status_from_proto(value: _PartitionStatusProto) -> PartitionStatus
 
 def location_status_to_proto(status: str) -> _LocationStatusProto:
     return _LOCATION_STATUS.get(status, code_locations_pb2.CODE_LOCATION_STATUS_UNSPECIFIED)
+
+
+def location_problem_kind_to_proto(kind: ProblemKind) -> code_locations_pb2.CodeLocationProblemKind.ValueType:
+    return _PROBLEM_KIND[kind]
+
+
+def location_problem_kind_from_proto(
+    value: code_locations_pb2.CodeLocationProblemKind.ValueType,
+) -> ProblemKind:
+    return _reverse(_PROBLEM_KIND, value, "code location problem kind")
 
 
 def location_status_from_proto(value: _LocationStatusProto) -> str:

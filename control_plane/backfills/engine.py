@@ -106,7 +106,7 @@ class BackfillEngine:
             existing = self._backfills.find_by_request_id(options.request_id)
             if existing is not None:
                 return existing.id
-        graph = self._locations.graph(options.location)
+        graph = self._locations.loaded_graph(options.location)  # new work: only against current definitions
         now = self._clock()
         target = resolve_target(graph, spec, now)
         planner = BackfillPlanner(graph, target.asset_keys)

@@ -14,6 +14,7 @@ from control_plane.api.convert import partition_counts_from_proto
 from control_plane.api.enums import (
     COUNT_FIELDS,
     backfill_status_from_proto,
+    location_problem_kind_from_proto,
     location_status_from_proto,
     run_failure_kind_from_proto,
     run_status_from_proto,
@@ -179,7 +180,32 @@ def location_json(location: code_locations_pb2.CodeLocation) -> Json:
         "sensor_count": location.sensor_count,
         "schedule_count": location.schedule_count,
         "error": location_error(location) or None,
+        "problem": location_problem_json(location.problem) if location.HasField("problem") else None,
+        "using_last_good_definitions": location.using_last_good_definitions,
+        "refresh_interval_seconds": (
+            location.refresh_interval.ToTimedelta().total_seconds()
+            if location.HasField("refresh_interval")
+            else None
+        ),
         "last_seen_at": timestamp_json(location.last_seen_at) if location.HasField("last_seen_at") else None,
+        "definitions_loaded_at": (
+            timestamp_json(location.definitions_loaded_at)
+            if location.HasField("definitions_loaded_at")
+            else None
+        ),
+    }
+
+
+def location_problem_json(problem: code_locations_pb2.CodeLocationProblem) -> Json:
+    return {
+        "kind": location_problem_kind_from_proto(problem.kind).value,
+        "rpc": problem.rpc or None,
+        "message": problem.message,
+        "since": timestamp_json(problem.since) if problem.HasField("since") else None,
+        "deadline_seconds": problem.deadline.ToTimedelta().total_seconds()
+        if problem.HasField("deadline")
+        else None,
+        "consecutive_failures": problem.consecutive_failures,
     }
 
 

@@ -10,6 +10,7 @@ import sys
 import threading
 from types import FrameType
 
+from code_server.client import CodeServerDeadlines
 from control_plane.app import DEFAULT_DATABASE_URL, DEFAULT_PORT, ControlPlane, ControlPlaneConfig
 from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
 from launcher.base import LauncherError, RunLauncher
@@ -18,6 +19,10 @@ DATABASE_ENV = "PARTITA_DATABASE_URL"
 LAUNCHER_ENV = "PARTITA_LAUNCHER"
 K8S_CONFIG_ENV = "PARTITA_K8S_CONFIG"
 EVALUATION_TIMEOUT_ENV = "PARTITA_EVALUATION_TIMEOUT"
+CODE_SERVER_DEADLINE_ENV = "PARTITA_CODE_SERVER_DEADLINE"
+#: Beyond a day a deadline bounds nothing an operator would wait for.
+_MAX_SECONDS = 86_400.0
+_DEFAULT_DEADLINES = CodeServerDeadlines()
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,6 +69,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help=f"how long a sensor or schedule may run before its tick fails (default {DEFAULT_EVALUATION_TIMEOUT:g}; "
         f"env {EVALUATION_TIMEOUT_ENV})",
     )
+    parser.add_argument(
+        "--code-server-deadline",
+        type=positive_seconds,
+        default=os.environ.get(CODE_SERVER_DEADLINE_ENV, _DEFAULT_DEADLINES.definitions),
+        metavar="SECONDS",
+        help="how long a code server may take to list its definitions before its location shows as "
+        f"unavailable (default {_DEFAULT_DEADLINES.definitions:g}; GetServerInfo gets at most "
+        f"{_DEFAULT_DEADLINES.server_info:g}; env {CODE_SERVER_DEADLINE_ENV})",
+    )
     parser.set_defaults(handler=run_command)
 
 
@@ -72,9 +86,19 @@ def positive_seconds(value: str) -> float:
         seconds = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"{value!r}: give a number of seconds above 0")
+    if not 0 < seconds <= _MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: give a number of seconds above 0 and at most {_MAX_SECONDS:g}"
+        )
     return seconds
+
+
+def code_server_deadlines(definitions: float) -> CodeServerDeadlines:
+    """The deadlines ``--code-server-deadline`` asks for: it bounds listing definitions, and the
+    quick GetServerInfo never gets longer than its own default."""
+    return CodeServerDeadlines(
+        definitions=definitions, server_info=min(definitions, _DEFAULT_DEADLINES.server_info)
+    )
 
 
 def parse_code_servers(values: list[str]) -> dict[str, str]:
@@ -99,6 +123,7 @@ def run_command(args: argparse.Namespace) -> int:
         advertised_address=args.advertised_address,
         max_concurrent_runs=args.max_concurrent_runs,
         evaluation_timeout_seconds=float(args.evaluation_timeout),
+        code_server_deadlines=code_server_deadlines(float(args.code_server_deadline)),
     )
     control_plane = ControlPlane(config, launcher=build_launcher(args))
     control_plane.start()

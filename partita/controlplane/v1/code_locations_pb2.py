@@ -22,23 +22,28 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from partita.common.v1 import errors_pb2 as partita_dot_common_dot_v1_dot_errors__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,partita/controlplane/v1/code_locations.proto\x12\x17partita.controlplane.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epartita/common/v1/errors.proto\"\xc4\x03\n\x0c\x43odeLocation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12;\n\x06status\x18\x03 \x01(\x0e\x32+.partita.controlplane.v1.CodeLocationStatus\x12\x11\n\tserver_id\x18\x04 \x01(\t\x12\x1f\n\x17\x64\x65\x66initions_fingerprint\x18\x05 \x01(\t\x12\r\n\x05image\x18\x06 \x01(\t\x12\x13\n\x0bsdk_version\x18\x07 \x01(\t\x12\x1a\n\x12unavailable_reason\x18\x08 \x01(\t\x12\x34\n\nload_error\x18\t \x01(\x0b\x32 .partita.common.v1.UserCodeError\x12\x30\n\x0clast_seen_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15\x64\x65\x66initions_loaded_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x61sset_count\x18\x0c \x01(\x05\x12\x14\n\x0csensor_count\x18\r \x01(\x05\x12\x16\n\x0eschedule_count\x18\x0e \x01(\x05\"\x1a\n\x18ListCodeLocationsRequest\"U\n\x19ListCodeLocationsResponse\x12\x38\n\tlocations\x18\x01 \x03(\x0b\x32%.partita.controlplane.v1.CodeLocation*\xa6\x01\n\x12\x43odeLocationStatus\x12$\n CODE_LOCATION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43ODE_LOCATION_STATUS_LOADED\x10\x01\x12$\n CODE_LOCATION_STATUS_UNAVAILABLE\x10\x02\x12#\n\x1f\x43ODE_LOCATION_STATUS_LOAD_ERROR\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,partita/controlplane/v1/code_locations.proto\x12\x17partita.controlplane.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epartita/common/v1/errors.proto\"\xe9\x01\n\x13\x43odeLocationProblem\x12>\n\x04kind\x18\x01 \x01(\x0e\x32\x30.partita.controlplane.v1.CodeLocationProblemKind\x12\x0b\n\x03rpc\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08\x64\x65\x61\x64line\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1c\n\x14\x63onsecutive_failures\x18\x06 \x01(\x05\"\xdd\x04\n\x0c\x43odeLocation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12;\n\x06status\x18\x03 \x01(\x0e\x32+.partita.controlplane.v1.CodeLocationStatus\x12\x11\n\tserver_id\x18\x04 \x01(\t\x12\x1f\n\x17\x64\x65\x66initions_fingerprint\x18\x05 \x01(\t\x12\r\n\x05image\x18\x06 \x01(\t\x12\x13\n\x0bsdk_version\x18\x07 \x01(\t\x12\x1a\n\x12unavailable_reason\x18\x08 \x01(\t\x12\x34\n\nload_error\x18\t \x01(\x0b\x32 .partita.common.v1.UserCodeError\x12\x30\n\x0clast_seen_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15\x64\x65\x66initions_loaded_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x61sset_count\x18\x0c \x01(\x05\x12\x14\n\x0csensor_count\x18\r \x01(\x05\x12\x16\n\x0eschedule_count\x18\x0e \x01(\x05\x12=\n\x07problem\x18\x0f \x01(\x0b\x32,.partita.controlplane.v1.CodeLocationProblem\x12\x33\n\x10refresh_interval\x18\x10 \x01(\x0b\x32\x19.google.protobuf.Duration\x12#\n\x1busing_last_good_definitions\x18\x11 \x01(\x08\"\x1a\n\x18ListCodeLocationsRequest\"U\n\x19ListCodeLocationsResponse\x12\x38\n\tlocations\x18\x01 \x03(\x0b\x32%.partita.controlplane.v1.CodeLocation*\xc8\x01\n\x12\x43odeLocationStatus\x12$\n CODE_LOCATION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43ODE_LOCATION_STATUS_LOADED\x10\x01\x12$\n CODE_LOCATION_STATUS_UNAVAILABLE\x10\x02\x12#\n\x1f\x43ODE_LOCATION_STATUS_LOAD_ERROR\x10\x03\x12 \n\x1c\x43ODE_LOCATION_STATUS_INVALID\x10\x04*\xdb\x02\n\x17\x43odeLocationProblemKind\x12*\n&CODE_LOCATION_PROBLEM_KIND_UNSPECIFIED\x10\x00\x12*\n&CODE_LOCATION_PROBLEM_KIND_UNREACHABLE\x10\x01\x12(\n$CODE_LOCATION_PROBLEM_KIND_TIMED_OUT\x10\x02\x12\x31\n-CODE_LOCATION_PROBLEM_KIND_UNDECODABLE_ANSWER\x10\x03\x12\x32\n.CODE_LOCATION_PROBLEM_KIND_INVALID_DEFINITIONS\x10\x04\x12*\n&CODE_LOCATION_PROBLEM_KIND_LOAD_FAILED\x10\x05\x12+\n\'CODE_LOCATION_PROBLEM_KIND_SERVER_ERROR\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'partita.controlplane.v1.code_locations_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CODELOCATIONSTATUS']._serialized_start=709
-  _globals['_CODELOCATIONSTATUS']._serialized_end=875
-  _globals['_CODELOCATION']._serialized_start=139
-  _globals['_CODELOCATION']._serialized_end=591
-  _globals['_LISTCODELOCATIONSREQUEST']._serialized_start=593
-  _globals['_LISTCODELOCATIONSREQUEST']._serialized_end=619
-  _globals['_LISTCODELOCATIONSRESPONSE']._serialized_start=621
-  _globals['_LISTCODELOCATIONSRESPONSE']._serialized_end=706
+  _globals['_CODELOCATIONSTATUS']._serialized_start=1130
+  _globals['_CODELOCATIONSTATUS']._serialized_end=1330
+  _globals['_CODELOCATIONPROBLEMKIND']._serialized_start=1333
+  _globals['_CODELOCATIONPROBLEMKIND']._serialized_end=1680
+  _globals['_CODELOCATIONPROBLEM']._serialized_start=171
+  _globals['_CODELOCATIONPROBLEM']._serialized_end=404
+  _globals['_CODELOCATION']._serialized_start=407
+  _globals['_CODELOCATION']._serialized_end=1012
+  _globals['_LISTCODELOCATIONSREQUEST']._serialized_start=1014
+  _globals['_LISTCODELOCATIONSREQUEST']._serialized_end=1040
+  _globals['_LISTCODELOCATIONSRESPONSE']._serialized_start=1042
+  _globals['_LISTCODELOCATIONSRESPONSE']._serialized_end=1127
 # @@protoc_insertion_point(module_scope)

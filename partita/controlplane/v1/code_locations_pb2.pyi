@@ -5,6 +5,7 @@ Code locations: the code servers the control plane knows, and what it last heard
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -35,6 +36,10 @@ class _CodeLocationStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Co
     """The server does not answer; backfills needing it wait."""
     CODE_LOCATION_STATUS_LOAD_ERROR: _CodeLocationStatus.ValueType  # 3
     """The server answers but the user's module failed to load."""
+    CODE_LOCATION_STATUS_INVALID: _CodeLocationStatus.ValueType  # 4
+    """The server answers with something unusable: bytes that do not decode, or definitions that fail
+    validation (an asset defined twice, a dependency on an undefined asset, ...).
+    """
 
 class CodeLocationStatus(_CodeLocationStatus, metaclass=_CodeLocationStatusEnumTypeWrapper):
     """Whether the control plane can use a code location."""
@@ -47,7 +52,97 @@ CODE_LOCATION_STATUS_UNAVAILABLE: CodeLocationStatus.ValueType  # 2
 """The server does not answer; backfills needing it wait."""
 CODE_LOCATION_STATUS_LOAD_ERROR: CodeLocationStatus.ValueType  # 3
 """The server answers but the user's module failed to load."""
+CODE_LOCATION_STATUS_INVALID: CodeLocationStatus.ValueType  # 4
+"""The server answers with something unusable: bytes that do not decode, or definitions that fail
+validation (an asset defined twice, a dependency on an undefined asset, ...).
+"""
 Global___CodeLocationStatus: _TypeAlias = CodeLocationStatus  # noqa: Y015
+
+class _CodeLocationProblemKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CodeLocationProblemKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CodeLocationProblemKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CODE_LOCATION_PROBLEM_KIND_UNSPECIFIED: _CodeLocationProblemKind.ValueType  # 0
+    """Not set."""
+    CODE_LOCATION_PROBLEM_KIND_UNREACHABLE: _CodeLocationProblemKind.ValueType  # 1
+    """The server could not be reached (nothing listening, connection refused or reset)."""
+    CODE_LOCATION_PROBLEM_KIND_TIMED_OUT: _CodeLocationProblemKind.ValueType  # 2
+    """The server gave no answer within the call's deadline."""
+    CODE_LOCATION_PROBLEM_KIND_UNDECODABLE_ANSWER: _CodeLocationProblemKind.ValueType  # 3
+    """The server answered with bytes that are not the RPC's response message."""
+    CODE_LOCATION_PROBLEM_KIND_INVALID_DEFINITIONS: _CodeLocationProblemKind.ValueType  # 4
+    """The server's definitions decode but fail validation."""
+    CODE_LOCATION_PROBLEM_KIND_LOAD_FAILED: _CodeLocationProblemKind.ValueType  # 5
+    """The user's module failed to import on the server."""
+    CODE_LOCATION_PROBLEM_KIND_SERVER_ERROR: _CodeLocationProblemKind.ValueType  # 6
+    """Any other error status the server answered with."""
+
+class CodeLocationProblemKind(_CodeLocationProblemKind, metaclass=_CodeLocationProblemKindEnumTypeWrapper):
+    """What went wrong with a code location's server."""
+
+CODE_LOCATION_PROBLEM_KIND_UNSPECIFIED: CodeLocationProblemKind.ValueType  # 0
+"""Not set."""
+CODE_LOCATION_PROBLEM_KIND_UNREACHABLE: CodeLocationProblemKind.ValueType  # 1
+"""The server could not be reached (nothing listening, connection refused or reset)."""
+CODE_LOCATION_PROBLEM_KIND_TIMED_OUT: CodeLocationProblemKind.ValueType  # 2
+"""The server gave no answer within the call's deadline."""
+CODE_LOCATION_PROBLEM_KIND_UNDECODABLE_ANSWER: CodeLocationProblemKind.ValueType  # 3
+"""The server answered with bytes that are not the RPC's response message."""
+CODE_LOCATION_PROBLEM_KIND_INVALID_DEFINITIONS: CodeLocationProblemKind.ValueType  # 4
+"""The server's definitions decode but fail validation."""
+CODE_LOCATION_PROBLEM_KIND_LOAD_FAILED: CodeLocationProblemKind.ValueType  # 5
+"""The user's module failed to import on the server."""
+CODE_LOCATION_PROBLEM_KIND_SERVER_ERROR: CodeLocationProblemKind.ValueType  # 6
+"""Any other error status the server answered with."""
+Global___CodeLocationProblemKind: _TypeAlias = CodeLocationProblemKind  # noqa: Y015
+
+@_typing.final
+class CodeLocationProblem(_message.Message):
+    """Why a code location is not LOADED, as the control plane last found it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    RPC_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _builtins.int
+    kind: Global___CodeLocationProblemKind.ValueType
+    """What kind of failure."""
+    rpc: _builtins.str
+    """The code-server RPC that failed, e.g. "ListDefinitions"."""
+    message: _builtins.str
+    """What happened, in words, e.g. "no answer within 10 s"."""
+    consecutive_failures: _builtins.int
+    """How many refreshes in a row have failed."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """When the control plane first saw this problem (consecutive failures keep the first time)."""
+
+    @_builtins.property
+    def deadline(self) -> _duration_pb2.Duration:
+        """The deadline the failing call had, when it had one."""
+
+    def __init__(
+        self,
+        *,
+        kind: Global___CodeLocationProblemKind.ValueType = ...,
+        rpc: _builtins.str = ...,
+        message: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        deadline: _duration_pb2.Duration | None = ...,
+        consecutive_failures: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consecutive_failures", b"consecutive_failures", "deadline", b"deadline", "kind", b"kind", "message", b"message", "rpc", b"rpc", "since", b"since"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CodeLocationProblem: _TypeAlias = CodeLocationProblem  # noqa: Y015
 
 @_typing.final
 class CodeLocation(_message.Message):
@@ -69,6 +164,9 @@ class CodeLocation(_message.Message):
     ASSET_COUNT_FIELD_NUMBER: _builtins.int
     SENSOR_COUNT_FIELD_NUMBER: _builtins.int
     SCHEDULE_COUNT_FIELD_NUMBER: _builtins.int
+    PROBLEM_FIELD_NUMBER: _builtins.int
+    REFRESH_INTERVAL_FIELD_NUMBER: _builtins.int
+    USING_LAST_GOOD_DEFINITIONS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The location's name (from `--code-server NAME=HOST:PORT`)."""
     address: _builtins.str
@@ -84,13 +182,15 @@ class CodeLocation(_message.Message):
     sdk_version: _builtins.str
     """SDK version of the server."""
     unavailable_reason: _builtins.str
-    """Why the server is unavailable (the gRPC status and its message), when UNAVAILABLE."""
+    """Why the server is unavailable or invalid (the whole reason in words), when UNAVAILABLE or INVALID."""
     asset_count: _builtins.int
     """Number of assets it defines."""
     sensor_count: _builtins.int
     """Number of sensors it defines."""
     schedule_count: _builtins.int
     """Number of schedules it defines."""
+    using_last_good_definitions: _builtins.bool
+    """True while the location is not LOADED but planning uses the definitions last loaded from it."""
     @_builtins.property
     def load_error(self) -> _errors_pb2.UserCodeError:
         """The user's import error, when LOAD_ERROR."""
@@ -102,6 +202,14 @@ class CodeLocation(_message.Message):
     @_builtins.property
     def definitions_loaded_at(self) -> _timestamp_pb2.Timestamp:
         """When the definitions were last loaded into the control plane."""
+
+    @_builtins.property
+    def problem(self) -> Global___CodeLocationProblem:
+        """Why the location is not LOADED; unset when it is."""
+
+    @_builtins.property
+    def refresh_interval(self) -> _duration_pb2.Duration:
+        """How often the control plane asks the server again."""
 
     def __init__(
         self,
@@ -120,10 +228,13 @@ class CodeLocation(_message.Message):
         asset_count: _builtins.int = ...,
         sensor_count: _builtins.int = ...,
         schedule_count: _builtins.int = ...,
+        problem: Global___CodeLocationProblem | None = ...,
+        refresh_interval: _duration_pb2.Duration | None = ...,
+        using_last_good_definitions: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["definitions_loaded_at", b"definitions_loaded_at", "last_seen_at", b"last_seen_at", "load_error", b"load_error"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["definitions_loaded_at", b"definitions_loaded_at", "last_seen_at", b"last_seen_at", "load_error", b"load_error", "problem", b"problem", "refresh_interval", b"refresh_interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "asset_count", b"asset_count", "definitions_fingerprint", b"definitions_fingerprint", "definitions_loaded_at", b"definitions_loaded_at", "image", b"image", "last_seen_at", b"last_seen_at", "load_error", b"load_error", "name", b"name", "schedule_count", b"schedule_count", "sdk_version", b"sdk_version", "sensor_count", b"sensor_count", "server_id", b"server_id", "status", b"status", "unavailable_reason", b"unavailable_reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "asset_count", b"asset_count", "definitions_fingerprint", b"definitions_fingerprint", "definitions_loaded_at", b"definitions_loaded_at", "image", b"image", "last_seen_at", b"last_seen_at", "load_error", b"load_error", "name", b"name", "problem", b"problem", "refresh_interval", b"refresh_interval", "schedule_count", b"schedule_count", "sdk_version", b"sdk_version", "sensor_count", b"sensor_count", "server_id", b"server_id", "status", b"status", "unavailable_reason", b"unavailable_reason", "using_last_good_definitions", b"using_last_good_definitions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

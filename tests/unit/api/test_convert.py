@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -36,10 +36,11 @@ from control_plane.api.enums import (
 )
 from control_plane.cli import format as fmt
 from control_plane.cli import json_format
+from control_plane.location_health import LocationProblem, ProblemKind
 from control_plane.records import BackfillStatus, PartitionStatus, RunEventRecord, RunFailureKind, RunStatus
 from control_plane.views import BackfillPlanView, CodeLocationView, LaunchOptions, PlannedRunView
 from partita.common.v1 import assets_pb2, partitions_pb2, requests_pb2
-from partita.controlplane.v1 import backfills_pb2, runs_pb2
+from partita.controlplane.v1 import backfills_pb2, code_locations_pb2, runs_pb2
 from tests.fixtures.fake_control_plane import DAYS, T0, backfill_view, run_record
 
 A, B, C = AssetKey("a"), AssetKey(["warehouse", "b"]), AssetKey("c")
@@ -73,7 +74,7 @@ def test_partition_status_round_trips_with_missing_for_none(status: PartitionSta
     assert partition_status_from_proto(partition_status_to_proto(status)) is status
 
 
-@pytest.mark.parametrize("status", ["loaded", "unavailable", "load_error"])
+@pytest.mark.parametrize("status", ["loaded", "unavailable", "load_error", "invalid"])
 def test_location_status_round_trips(status: str) -> None:
     assert location_status_from_proto(location_status_to_proto(status)) == status
 
@@ -285,3 +286,43 @@ def test_kubernetes_handle() -> None:
         namespace="runs", job_name="partita-run-r1"
     )
     assert "Kubernetes Job runs/partita-run-r1" in fmt.run_text(message)
+
+
+def test_code_location_problem_is_typed_on_the_wire_and_in_json() -> None:
+    since = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+    problem = LocationProblem(
+        ProblemKind.TIMED_OUT,
+        "ListDefinitions",
+        "no answer within 10 s from h:1 (ListDefinitions)",
+        since,
+        10.0,
+        3,
+    )
+    message = code_location_to_proto(
+        CodeLocationView(
+            name="x",
+            address="h:1",
+            status="unavailable",
+            error="UNAVAILABLE — no answer within 10 s from h:1 (ListDefinitions); retrying every 5 s",
+            problem=problem,
+            refresh_seconds=5.0,
+            using_last_good_definitions=True,
+            definitions_loaded_at=since,
+        )
+    )
+    assert message.problem.kind == code_locations_pb2.CODE_LOCATION_PROBLEM_KIND_TIMED_OUT
+    assert message.problem.deadline.seconds == 10 and message.refresh_interval.seconds == 5
+    shown = json_format.location_json(message)
+    assert shown["problem"] == {
+        "kind": "timed_out",
+        "rpc": "ListDefinitions",
+        "message": "no answer within 10 s from h:1 (ListDefinitions)",
+        "since": "2024-03-01T12:00:00Z",
+        "deadline_seconds": 10.0,
+        "consecutive_failures": 3,
+    }
+    assert shown["using_last_good_definitions"] is True and shown["refresh_interval_seconds"] == 5.0
+    loaded = json_format.location_json(
+        code_location_to_proto(CodeLocationView(name="x", address="h:1", status="loaded"))
+    )
+    assert loaded["problem"] is None and loaded["using_last_good_definitions"] is False
