@@ -23,6 +23,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
 
+from control_plane.storage.faults import install_fault_translation
+
 logger = logging.getLogger("partita.control_plane.storage")
 
 DEFAULT_DATABASE_URL = "sqlite:///.partita/partita.db"
@@ -158,6 +160,12 @@ class Database:
 
 
 def _create_engine(url: URL) -> Engine:
+    engine = _create_dialect_engine(url)
+    install_fault_translation(engine)
+    return engine
+
+
+def _create_dialect_engine(url: URL) -> Engine:
     backend = url.get_backend_name()
     if backend == "sqlite":
         return _create_sqlite_engine(url)
