@@ -110,7 +110,6 @@ def fault_message(fault: type[StorageFault], where: str, detail: str) -> str:
 def install_fault_translation(engine: Engine) -> None:
     """Make every error of ``engine`` that is the database's fault raise a ``StorageFault``."""
     where = describe(engine.url)
-    sqlite_backend = engine.dialect.name == "sqlite"
 
     def translate(context: ExceptionContext) -> BaseException | None:
         if context.is_pre_ping:
@@ -118,11 +117,6 @@ def install_fault_translation(engine: Engine) -> None:
         fault = classify(context.original_exception, is_disconnect=context.is_disconnect)
         if fault is None:
             return None
-        if fault is StorageReadOnly and sqlite_backend:
-            # SQLite opens a file it may not write read-only and stays so: reconnect on the next call,
-            # so that writes work again once the file is writable, without a restart.
-            context.is_disconnect = True
-            context.invalidate_pool_on_disconnect = False
         return fault(fault_message(fault, where, _first_line(context.original_exception)))
 
     listener: Any = translate
