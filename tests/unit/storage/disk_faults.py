@@ -67,14 +67,15 @@ class FullDisk:
     def fill(self, database: Database) -> None:
         """No more room: the next write that needs space fails."""
         if self._mounted:
-            with self._ballast.open("wb") as ballast:
-                chunk = b"\0" * (1 << 16)
-                try:
-                    while True:
-                        ballast.write(chunk)
-                        ballast.flush()
-                except OSError as error:
-                    assert error.errno == errno.ENOSPC, error
+            # Unbuffered, and in ever smaller writes down to a page, so that not a page is left.
+            with self._ballast.open("ab", buffering=0) as ballast:
+                size = 1 << 20
+                while size >= 4096:
+                    try:
+                        ballast.write(b"\0" * size)
+                    except OSError as error:
+                        assert error.errno == errno.ENOSPC, error
+                        size //= 2
             return
         with database.read() as connection:
             self._page_limit = int(connection.exec_driver_sql("PRAGMA page_count").scalar_one())
