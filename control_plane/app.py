@@ -50,6 +50,7 @@ from control_plane.storage import (
     RunEventStore,
     RunStore,
 )
+from control_plane.storage.retrying import retry_through_faults
 from control_plane.views import BackfillPlanView, BackfillView, CodeLocationView, LaunchOptions
 from launcher.base import RunLauncher, WorkerIdentity
 from launcher.local import LocalProcessLauncher
@@ -231,7 +232,11 @@ class ControlPlane(ControlPlaneService):
         self.locations.refresh(wait=False)
 
     def _record_output(self, run_id: str, line: str) -> None:
-        self._events.append(run_id, [(OUTPUT_EVENT_KIND, line, None)])
+        # The copier waits while the database is briefly down; the run's log file holds what follows.
+        retry_through_faults(
+            lambda: self._events.append(run_id, [(OUTPUT_EVENT_KIND, line, None)]),
+            what=f"an output line of run {run_id}",
+        )
 
     def _stored_output_lines(self, run_id: str) -> int:
         return self._events.count(run_id, kind=OUTPUT_EVENT_KIND)

@@ -2,6 +2,10 @@
 
 Woken at once by anything that changes work (a launch, a run's report, a limit change); otherwise
 it wakes every ``idle_seconds`` to ask code locations and launchers how things stand.
+
+A database fault (unreachable, full, read-only) fails every step until it ends; the loop keeps
+ticking and logs one line when the episode starts and one when the last failing step works again,
+instead of a traceback per step per tick.
 """
 
 from __future__ import annotations
@@ -10,6 +14,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+
+from control_plane.storage.errors import StorageFault
 
 logger = logging.getLogger("partita.control_plane.daemon")
 
@@ -24,6 +31,7 @@ class Daemon:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ticks = 0
+        self.outage = StorageOutage(name)
 
     def add_step(self, name: str, step: Callable[[], object]) -> None:
         """Run ``step`` on every tick, in the order added."""
@@ -65,9 +73,52 @@ class Daemon:
                 return
             self.tick()
 
-    @staticmethod
-    def _guarded(name: str, step: Callable[[], object]) -> None:
+    def _guarded(self, name: str, step: Callable[[], object]) -> None:
         try:
             step()
+        except StorageFault as fault:
+            self.outage.failed(name, fault)
         except Exception:
             logger.exception("Daemon step %s failed; it runs again next tick", name)
+        else:
+            self.outage.succeeded(name)
+
+
+class StorageOutage:
+    """One episode of database faults, as the steps of a loop see it: logged when it starts (or its
+    kind changes) and when every step that failed in it has worked again."""
+
+    def __init__(self, loop: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._loop = loop
+        self._clock = clock
+        self._failing: set[str] = set()
+        self._since = 0.0
+        self._started = ""
+        self._kind: type[StorageFault] | None = None
+
+    @property
+    def ongoing(self) -> bool:
+        return bool(self._failing)
+
+    def failed(self, step: str, fault: StorageFault) -> None:
+        if not self._failing:
+            self._since = self._clock()
+            self._started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        if type(fault) is not self._kind:
+            self._kind = type(fault)
+            logger.warning(
+                "%s: database failing since %s (step %s): %s Retrying every tick until it is back.",
+                self._loop,
+                self._started,
+                step,
+                fault,
+            )
+        self._failing.add(step)
+
+    def succeeded(self, step: str) -> None:
+        if step not in self._failing:
+            return
+        self._failing.discard(step)
+        if not self._failing:
+            logger.warning("%s: database back after %.1f s", self._loop, self._clock() - self._since)
+            self._kind = None

@@ -6,6 +6,7 @@ status codes through ``control_plane.api.status``, and list RPCs page through ``
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any, NoReturn
@@ -61,7 +62,7 @@ from control_plane.api.stream_hubs import (
 from control_plane.automation import AutomationDaemon, AutomationService
 from control_plane.service import ControlPlaneService
 from control_plane.storage.instigators import TickRecord
-from control_plane.views import BackfillPlanView
+from control_plane.views import BackfillPlanView, BackfillView
 from partita.controlplane.v1 import (
     backfills_pb2,
     code_locations_pb2,
@@ -70,6 +71,26 @@ from partita.controlplane.v1 import (
     runs_pb2,
     sensors_schedules_pb2,
 )
+
+
+class RenderedBackfills:
+    """The message of each backfill's latest view, built once however many streams watch it (the
+    watch hub hands every watcher the same view object)."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._capacity = capacity
+        self._latest: OrderedDict[str, tuple[BackfillView, backfills_pb2.Backfill]] = OrderedDict()
+
+    def message(self, view: BackfillView) -> backfills_pb2.Backfill:
+        backfill_id = view.record.id
+        cached = self._latest.get(backfill_id)
+        if cached is None or cached[0] is not view:
+            cached = (view, backfill_to_proto(view))
+            self._latest[backfill_id] = cached
+        self._latest.move_to_end(backfill_id)
+        while len(self._latest) > self._capacity:
+            self._latest.popitem(last=False)
+        return cached[1]
 
 
 class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
@@ -89,6 +110,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self._service = service
         signal = changes or ChangeSignal()
         self._streams = OpenStreams(max_open_streams)
+        self._rendered = RenderedBackfills()
         self._watch_hub = BackfillWatchHub(service, stream_executor, signal, poll_seconds=watch_poll_seconds)
         self._log_hub = RunLogHub(
             service, stream_executor, signal, poll_seconds=log_poll_seconds, page_size=log_page_size
@@ -186,7 +208,8 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
                 backfill_id = required(request.backfill_id, "backfill_id")
                 updates = self._watch_hub.watch(backfill_id, with_changes=request.include_partition_changes)
                 async for update in updates:
-                    response = backfills_pb2.WatchBackfillResponse(backfill=backfill_to_proto(update.view))
+                    response = backfills_pb2.WatchBackfillResponse()
+                    response.backfill.CopyFrom(self._rendered.message(update.view))
                     response.changes.extend(partition_changes_to_proto(update.changes))
                     yield response
             except Exception as error:

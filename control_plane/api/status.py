@@ -32,7 +32,15 @@ from control_plane.errors import (
     TooManyStreams,
     UnknownLocation,
 )
-from control_plane.storage.errors import BackfillAlreadyExists, RunAlreadyExists, RunKeyAlreadyUsed
+from control_plane.storage.errors import (
+    BackfillAlreadyExists,
+    RunAlreadyExists,
+    RunKeyAlreadyUsed,
+    StorageConflict,
+    StorageFull,
+    StorageReadOnly,
+    StorageUnavailable,
+)
 from control_plane.storage.errors import NotFound as StorageNotFound
 
 logger = logging.getLogger("partita.control_plane.api")
@@ -59,6 +67,12 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (BackfillAlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (RunAlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (RunKeyAlreadyUsed, grpc.StatusCode.ALREADY_EXISTS),
+    # The database's own faults: retry UNAVAILABLE with backoff and an ABORTED call at once; a full or
+    # read-only database needs an operator first (the message says what to free or fix).
+    (StorageUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (StorageConflict, grpc.StatusCode.ABORTED),
+    (StorageFull, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (StorageReadOnly, grpc.StatusCode.FAILED_PRECONDITION),
     # Code-server errors that reach the API name the location and what to do about it.
     (CodeServerUnavailable, grpc.StatusCode.UNAVAILABLE),
     (DefinitionNotFound, grpc.StatusCode.NOT_FOUND),

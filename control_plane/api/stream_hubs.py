@@ -29,6 +29,8 @@ logger = logging.getLogger("partita.control_plane.streams")
 
 _T = TypeVar("_T")
 
+#: The longest a change waits to be sent to its watchers, however many there are.
+_MAX_GATHERING_SECONDS = 1.0
 #: Open streams a control plane serves at once by default; each costs a coroutine and a little memory.
 DEFAULT_MAX_OPEN_STREAMS = 10_000
 
@@ -156,12 +158,14 @@ class BackfillWatchHub:
         *,
         poll_seconds: float = 5.0,
         coalesce_seconds: float = 0.05,
+        seconds_per_watcher: float = 0.0005,
     ) -> None:
         self._source = source
         self._executor = executor
         self._signal = signal
         self._poll_seconds = poll_seconds
         self._coalesce_seconds = coalesce_seconds
+        self._seconds_per_watcher = seconds_per_watcher
         self._watched: dict[str, _Watched] = {}
         self._joining: dict[str, asyncio.Future[_Watched]] = {}
         self._pump: asyncio.Task[None] | None = None
@@ -225,6 +229,12 @@ class BackfillWatchHub:
         sequence = self._source.partition_changes(backfill_id, after=None)[0]
         return _Watched(self._source.get_backfill(backfill_id), sequence, mark)
 
+    def _gathering_seconds(self) -> float:
+        """How long changes gather before one look: longer with more watchers, so that a thousand
+        streams get an update about twice a second rather than sharing the server's time with it."""
+        watchers = sum(len(entry.watchers) for entry in self._watched.values())
+        return min(_MAX_GATHERING_SECONDS, self._coalesce_seconds + self._seconds_per_watcher * watchers)
+
     def _ensure_pump(self) -> None:
         if self._pump is None or self._pump.done():
             self._pump = asyncio.get_running_loop().create_task(self._follow(), name="backfill-watch-hub")
@@ -235,7 +245,7 @@ class BackfillWatchHub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), self._poll_seconds)
             wake.clear()
-            await asyncio.sleep(self._coalesce_seconds)  # one look for a burst of changes
+            await asyncio.sleep(self._gathering_seconds())
             try:
                 await self._look()
             except Exception:

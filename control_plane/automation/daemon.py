@@ -1,7 +1,8 @@
 """The sensor and schedule daemon step: tick every running sensor and schedule of every loaded location.
 
 A location that is down or failed to load is skipped for this pass (no tick is recorded); a sensor
-or schedule whose tick fails for any reason is logged and the pass goes on with the others.
+or schedule whose tick fails for any reason is logged and the pass goes on with the others, except
+for a database fault, which ends the pass (every tick would fail alike) for the daemon loop to wait out.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from control_plane.automation.timing import MAX_CATCH_UP_TICKS
 from control_plane.backfills.engine import BackfillEngine
 from control_plane.errors import LocationUnavailable
 from control_plane.locations import CodeLocations
-from control_plane.storage import Database, InstigatorStore
+from control_plane.storage import Database, InstigatorStore, StorageFault
 from control_plane.storage.instigators import InstigatorRef, InstigatorStatus, InstigatorType, TickRecord
 
 logger = logging.getLogger("partita.control_plane.automation")
@@ -89,6 +90,8 @@ class AutomationDaemon:
                 tick = self.runner.sensor_tick(location, instigator, state)
                 return [tick] if tick is not None else []
             return self.runner.schedule_ticks(location, instigator, state)
+        except StorageFault:
+            raise  # every instigator fails alike: the daemon loop logs the episode once and retries
         except Exception:
             logger.exception("Ticking %s failed; it is tried again on the next pass", ref)
             return []

@@ -5,7 +5,8 @@ it (see ``submission``), so a crash anywhere leaves a ``started`` tick that the 
 it is evaluated again with the same cursor or cron time and finds what it already created. The
 sensor's cursor is saved only in the transaction that finishes the tick.
 
-A location that cannot be reached mid-tick leaves the tick ``started``, to be resumed when it is back.
+A location that cannot be reached mid-tick, or a database fault while submitting, leaves the tick
+``started``, to be resumed when it is back.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from control_plane.automation.evaluation import InstigatorEvaluator
 from control_plane.automation.submission import RequestSubmitter
 from control_plane.automation.timing import MAX_CATCH_UP_TICKS, due_schedule_times, sensor_is_due
 from control_plane.errors import LocationUnavailable
+from control_plane.storage.errors import StorageFault
 from control_plane.storage.instigators import (
     InstigatorRef,
     InstigatorState,
@@ -171,6 +173,8 @@ class TickRunner:
                 submitted = self.submitter.submit(tick, targets, result)
             except (CodeServerUnavailable, LocationUnavailable) as down:
                 raise _LocationDown(str(down)) from down
+            except StorageFault:
+                raise  # the tick stays started, and is resumed once the database is back
             except Exception as error:
                 logger.warning("Tick %s of %s could not submit its requests: %s", tick.id, tick.ref, error)
                 return self._finish(

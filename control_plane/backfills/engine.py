@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from itertools import islice
@@ -36,6 +37,7 @@ from control_plane.storage import (
     BackfillStore,
     Database,
     RunStore,
+    StorageFault,
 )
 from control_plane.views import BackfillPlanView, LaunchOptions, PlannedRunView
 
@@ -221,18 +223,31 @@ class BackfillEngine:
             changes, self._changes = self._changes, {}
             full_plans, self._full_plans = self._full_plans, set()
         queued = 0
-        for backfill_id in sorted(full_plans | set(changes)):
-            try:
-                queued += self._plan(backfill_id, None if backfill_id in full_plans else changes[backfill_id])
-            except LocationUnavailable as unavailable:
-                # Nothing fails: the backfill waits, and is planned again when the location is back.
-                logger.warning("Backfill %s waits for its code location: %s", backfill_id, unavailable)
-                self._backfills.update_status(backfill_id, BackfillStatus.WAITING_FOR_LOCATION)
-            except Exception:
-                logger.exception("Planning backfill %s failed; it will be planned again", backfill_id)
-                with self._lock:
-                    self._full_plans.add(backfill_id)
-            self.check_completion(backfill_id)
+        remaining = deque(sorted(full_plans | set(changes)))
+        try:
+            while remaining:
+                backfill_id = remaining[0]
+                try:
+                    changed = None if backfill_id in full_plans else changes[backfill_id]
+                    queued += self._plan(backfill_id, changed)
+                except LocationUnavailable as unavailable:
+                    # Nothing fails: the backfill waits, and is planned again when the location is back.
+                    logger.warning("Backfill %s waits for its code location: %s", backfill_id, unavailable)
+                    self._backfills.update_status(backfill_id, BackfillStatus.WAITING_FOR_LOCATION)
+                except StorageFault:
+                    raise
+                except Exception:
+                    logger.exception("Planning backfill %s failed; it will be planned again", backfill_id)
+                    with self._lock:
+                        self._full_plans.add(backfill_id)
+                self.check_completion(backfill_id)
+                remaining.popleft()
+        except StorageFault:
+            # The database fails every backfill alike: plan the rest from their rows once it is back,
+            # and let the daemon log the episode once rather than a traceback per backfill.
+            with self._lock:
+                self._full_plans.update(remaining)
+            raise
         return queued
 
     def _plan(self, backfill_id: str, changes: Mapping[AssetKey, Collection[str]] | None) -> int:

@@ -10,7 +10,12 @@ from control_plane.storage.errors import (
     NotFound,
     RunAlreadyExists,
     RunKeyAlreadyUsed,
+    StorageConflict,
     StorageError,
+    StorageFault,
+    StorageFull,
+    StorageReadOnly,
+    StorageUnavailable,
 )
 from control_plane.storage.instigators import InstigatorStore
 from control_plane.storage.run_events import RunEventStore
@@ -29,5 +34,10 @@ __all__ = [
     "RunEventStore",
     "RunKeyAlreadyUsed",
     "RunStore",
+    "StorageConflict",
     "StorageError",
+    "StorageFault",
+    "StorageFull",
+    "StorageReadOnly",
+    "StorageUnavailable",
 ]

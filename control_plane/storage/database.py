@@ -10,6 +10,7 @@ never blocks writers.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -21,7 +22,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import StaticPool
+
+from control_plane.storage.faults import install_fault_translation
 
 logger = logging.getLogger("partita.control_plane.storage")
 
@@ -36,6 +40,7 @@ MIGRATIONS_DIRECTORY = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK_KEY = 0x7061727469746131  # "partita1"
 
 _READ_ONLY = "partita_read_only"
+_OPENED_READ_ONLY = "partita_opened_read_only"
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -158,6 +163,12 @@ class Database:
 
 
 def _create_engine(url: URL) -> Engine:
+    engine = _create_dialect_engine(url)
+    install_fault_translation(engine)
+    return engine
+
+
+def _create_dialect_engine(url: URL) -> Engine:
     backend = url.get_backend_name()
     if backend == "sqlite":
         return _create_sqlite_engine(url)
@@ -184,9 +195,12 @@ def _create_sqlite_engine(url: URL) -> Engine:
         assert url.database is not None
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **options)
+    path = None if in_memory else Path(str(url.database)).expanduser()
 
     @event.listens_for(engine, "connect")
-    def _configure(dbapi_connection: Any, _record: Any) -> None:
+    def _configure(dbapi_connection: Any, record: Any) -> None:
+        # SQLite opens a file it may not write read-only, and the connection stays so.
+        record.info[_OPENED_READ_ONLY] = path is not None and not os.access(path, os.W_OK)
         # Take over transaction control from the sqlite3 module, which would emit a deferred BEGIN.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -200,6 +214,13 @@ def _create_sqlite_engine(url: URL) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
             cursor.close()
+
+    @event.listens_for(engine, "checkout")
+    def _reopen_if_writable(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # A file made writable again (space freed, permissions fixed) gets writable connections
+        # without a restart: the pool replaces one opened read-only.
+        if record.info.get(_OPENED_READ_ONLY) and path is not None and os.access(path, os.W_OK):
+            raise DisconnectionError(f"{path} is writable again")
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:

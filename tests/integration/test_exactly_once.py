@@ -17,7 +17,7 @@ import pytest
 
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
-from code_server.process_identity import process_stat
+from code_server.process_identity import process_arguments, process_stat
 from code_server.run_worker.events import RunStarted
 from code_server.run_worker.grpc_sink import GrpcEventSink
 from code_server.server.spawn import SpawnedCodeServer
@@ -103,7 +103,10 @@ def sleeper() -> Iterator[Callable[[str], subprocess.Popen[bytes]]]:
         code = "import time; time.sleep(120)"
         process = subprocess.Popen([sys.executable, "-c", code, "execute-run", "--run-id", run_id])
         started.append(process)
-        wait_until(lambda: process_stat(process.pid) is not None, "the process to appear", 10)
+        # Until it has exec'd, the child still shows the test's own command line.
+        wait_until(
+            lambda: "execute-run" in (process_arguments(process.pid) or []), "the process to exec", 10
+        )
         return process
 
     yield start

@@ -167,7 +167,12 @@ def test_the_public_names_are_pinned() -> None:
         "RunEventStore",
         "RunKeyAlreadyUsed",
         "RunStore",
+        "StorageConflict",
         "StorageError",
+        "StorageFault",
+        "StorageFull",
+        "StorageReadOnly",
+        "StorageUnavailable",
     ]
     assert all(
         issubclass(getattr(storage, name), storage.StorageError)
