@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -53,6 +53,12 @@ RETRYABLE_CODES = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED}
 )
 _MAX_DELAY_SECONDS = 5.0
+#: Errors of the control plane's database that end once an operator acts (frees space, makes the file
+#: writable): for anyone else not worth retrying, but a report must outlast them, as it would a restart.
+_OPERATOR_FIXED_ERRORS = frozenset({"StorageFull", "StorageReadOnly"})
+#: The trailing-metadata key naming the error class behind a control plane's status
+#: (``control_plane.api.status.ERROR_METADATA_KEY``, which this side of the wire cannot import).
+_ERROR_METADATA_KEY = "partita-error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +140,11 @@ class GrpcEventSink:
                 if self._failing_since is None:
                     self._failing_since = now
                 out_of_patience = now - self._failing_since + delay > self._patience
-                if code not in RETRYABLE_CODES or out_of_patience:
+                retryable = code in RETRYABLE_CODES or _waits_for_an_operator(error)
+                if not retryable or out_of_patience:
                     why = (
                         "gave up after the outage outlasted the patience"
-                        if out_of_patience and code in RETRYABLE_CODES
+                        if out_of_patience and retryable
                         else "refused"
                     )
                     raise ReportFailed(
@@ -159,6 +166,13 @@ class GrpcEventSink:
 
     def close(self) -> None:
         self._channel.close()
+
+
+def _waits_for_an_operator(error: grpc.RpcError) -> bool:
+    trailing: Sequence[tuple[str, str | bytes]] = (
+        (error.trailing_metadata() or ()) if isinstance(error, grpc.Call) else ()
+    )
+    return any(key == _ERROR_METADATA_KEY and value in _OPERATOR_FIXED_ERRORS for key, value in trailing)
 
 
 def event_to_proto(event: RunEvent, *, worker_id: str, sequence: int) -> run_events_pb2.RunEvent:

@@ -19,7 +19,7 @@ from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.process_identity import process_arguments, process_stat
 from code_server.run_worker.events import RunStarted
-from code_server.run_worker.grpc_sink import GrpcEventSink
+from code_server.run_worker.grpc_sink import GrpcEventSink, ReportFailed
 from code_server.server.spawn import SpawnedCodeServer
 from code_server.wire.assets import asset_key_to_proto
 from code_server.wire.automation import BackfillRequestSpec
@@ -104,9 +104,7 @@ def sleeper() -> Iterator[Callable[[str], subprocess.Popen[bytes]]]:
         process = subprocess.Popen([sys.executable, "-c", code, "execute-run", "--run-id", run_id])
         started.append(process)
         # Until it has exec'd, the child still shows the test's own command line.
-        wait_until(
-            lambda: "execute-run" in (process_arguments(process.pid) or []), "the process to exec", 10
-        )
+        wait_until(lambda: "execute-run" in (process_arguments(process.pid) or []), "the process to exec", 10)
         return process
 
     yield start
@@ -254,7 +252,8 @@ def test_claims_and_reports_over_grpc_refuse_the_bad_and_keep_the_good(
 
 
 class _FlakyReporter(run_reporter_pb2_grpc.RunReporterServicer):
-    """A run reporter that says "not now" (ABORTED, then UNAVAILABLE) before it takes each call."""
+    """A run reporter that says "not now" (ABORTED, UNAVAILABLE, then a full database) before it
+    takes each call."""
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
@@ -269,6 +268,9 @@ class _FlakyReporter(run_reporter_pb2_grpc.RunReporterServicer):
             context.abort(grpc.StatusCode.ABORTED, "serialization failure; retry")
         if attempt == 2:
             context.abort(grpc.StatusCode.UNAVAILABLE, "database connection lost; retry")
+        if attempt == 3:
+            context.set_trailing_metadata((("partita-error", "StorageFull"),))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "the database is full: free disk space")
 
     def ClaimRun(
         self, request: run_reporter_pb2.ClaimRunRequest, context: grpc.ServicerContext
@@ -297,7 +299,27 @@ def test_the_worker_retries_what_may_succeed_later_and_loses_no_report() -> None
     finally:
         sink.close()
         server.stop(None)
-    assert reporter.calls == Counter({"ClaimRun": 3, "ReportRunEvents": 3})
+    assert reporter.calls == Counter({"ClaimRun": 4, "ReportRunEvents": 4})
     assert [(e.run_id, e.sequence, e.WhichOneof("event")) for e in reporter.received] == [
         ("r1", 1, "run_started")
     ]
+
+
+def test_the_worker_gives_up_on_a_refusal_for_good() -> None:
+    class Refusing(run_reporter_pb2_grpc.RunReporterServicer):
+        def ClaimRun(
+            self, request: run_reporter_pb2.ClaimRunRequest, context: grpc.ServicerContext
+        ) -> run_reporter_pb2.ClaimRunResponse:
+            context.abort(grpc.StatusCode.NOT_FOUND, "No run with id 'r1'")
+
+    server = grpc.server(ThreadPoolExecutor(1))
+    run_reporter_pb2_grpc.add_RunReporterServicer_to_server(Refusing(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    sink = GrpcEventSink(f"127.0.0.1:{port}", patience_seconds=30)
+    try:
+        with pytest.raises(ReportFailed, match=r"refused.*NOT_FOUND: No run with id 'r1'"):
+            sink.claim("r1", 1)
+    finally:
+        sink.close()
+        server.stop(None)
