@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck protos check-protos bench clean
+.PHONY: demo test lint typecheck protos check-protos bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.storage --postgres $${PARTITA_BENCH_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test}
 	$(PY) -m benchmarks.backfill
 	$(PY) -m benchmarks.k8s_launcher
+	$(PY) -m benchmarks.streams
+
+## The long chaos variant: many seeded trials of SIGKILLs during backfills (SQLite and PostgreSQL).
+chaos: $(STAMP)
+	$(PY) -m benchmarks.chaos
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .partita

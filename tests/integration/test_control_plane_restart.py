@@ -10,11 +10,6 @@ itself hits only by chance.
 
 from __future__ import annotations
 
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,72 +22,18 @@ from code_server.partitions.keys import PartitionKeyRange
 from code_server.server.spawn import SpawnedCodeServer, spawn_code_server
 from code_server.wire.automation import BackfillRequestSpec
 from control_plane.api.enums import backfill_status_from_proto, run_status_from_proto
-from control_plane.client import ControlPlaneClient, ControlPlaneUnreachable
+from control_plane.client import ControlPlaneClient
 from control_plane.records import BackfillStatus, RunStatus
 from control_plane.storage import Database, RunEventStore, RunStore
 from control_plane.views import LaunchOptions
 from partita.controlplane.v1 import backfills_pb2, runs_pb2
+from tests.fixtures.processes import ControlPlaneProcess, free_port
 from tests.integration.conftest import ROOT, read_jsonl, wait_until
 
 pytestmark = pytest.mark.integration
 
 DAYS = [f"2024-03-{day:02d}" for day in range(1, 13)]
 CHAIN = ("paced_a", "paced_b", "paced_c")
-
-
-def free_port() -> int:
-    """A port nothing listens on now; the control plane binds it (again, after the restart)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class ControlPlaneProcess:
-    """``partita control-plane`` as a child process, its output appended to one log file."""
-
-    def __init__(self, arguments: list[str], log_path: Path) -> None:
-        self._arguments = arguments
-        self._log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, client: ControlPlaneClient, timeout: float = 30.0) -> None:
-        with self._log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "partita.cli", "control-plane", *self._arguments],
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"The control plane exited ({self.process.returncode}):\n{self.log()}")
-            try:
-                client.code_locations()
-                return
-            except ControlPlaneUnreachable:
-                time.sleep(0.1)
-        raise AssertionError(f"The control plane did not serve within {timeout} s:\n{self.log()}")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def log(self) -> str:
-        return self._log_path.read_text(errors="replace")[-5000:]
 
 
 @pytest.fixture
