@@ -126,7 +126,8 @@ class BackfillPlanner:
         """Whatever is ready runs now."""
         readiness = evaluate_unit(self._graph, unit, self._assets, keys, partitions)
         partitioned = unit.partitions_def is not None
-        return plan_runs(readiness.ready, unit.backfill_policy, partitioned=partitioned), readiness.upstream_failed
+        runs = plan_runs(readiness.ready, unit.backfill_policy, partitioned=partitioned)
+        return runs, readiness.upstream_failed
 
     def _plan_held(
         self, unit: ExecutionUnit, keys: set[str] | None, partitions: PartitionRows

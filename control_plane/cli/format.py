@@ -245,7 +245,11 @@ def plan_text(plan: backfills_pb2.BackfillPlan, shown_runs: int = 20) -> str:
     if plan.run_count > len(run_rows):
         more = plan.run_count - len(run_rows)
         listed = len(plan.runs)
-        where = f" (the first {number(listed)} with --json)" if plan.run_count > listed else " (all of them with --json)"
+        where = (
+            f" (the first {number(listed)} with --json)"
+            if plan.run_count > listed
+            else " (all of them with --json)"
+        )
         lines.append(f"... and {plural(more, 'more run')}{where}")
     return "\n".join(lines)
 

@@ -51,7 +51,9 @@ class InProcessLocation:
 
     def list_definitions(self, timeout: float | None = None) -> DefinitionsSnapshot:
         graph = self.definitions.asset_graph
-        return DefinitionsSnapshot(fingerprint="f1", assets=tuple(graph.nodes.values()), sensors=(), schedules=())
+        return DefinitionsSnapshot(
+            fingerprint="f1", assets=tuple(graph.nodes.values()), sensors=(), schedules=()
+        )
 
     def close(self) -> None:
         pass

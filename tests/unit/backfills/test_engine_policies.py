@@ -206,7 +206,8 @@ CASES = {
     "guide events": (
         load_definitions(module_name="examples.guide"),
         BackfillRequestSpec(
-            asset_keys=(AssetKey("events"),), partition_ranges=(PartitionKeyRange("2024-01-01", "2024-01-31"),)
+            asset_keys=(AssetKey("events"),),
+            partition_ranges=(PartitionKeyRange("2024-01-01", "2024-01-31"),),
         ),
     ),
 }
@@ -226,6 +227,4 @@ def test_a_dry_run_counts_the_runs_the_real_backfill_makes(plane: PlaneFactory, 
     real_by_asset = Counter(asset_key for run in runs for asset_key in run.asset_keys)
     assert dict(plan.runs_by_asset) == {key: real_by_asset[key] for key in plan.runs_by_asset}
     listed = [(run.asset_keys, run.partition_range) for run in plan.runs]
-    assert sorted(listed, key=str) == sorted(
-        ((run.asset_keys, run.partition_range) for run in runs), key=str
-    )
+    assert sorted(listed, key=str) == sorted(((run.asset_keys, run.partition_range) for run in runs), key=str)
