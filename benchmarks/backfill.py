@@ -31,8 +31,9 @@ from code_server.partitions.keys import PartitionKeyRange  # noqa: E402
 from code_server.server.spawn import spawn_code_server  # noqa: E402
 from code_server.wire.automation import BackfillRequestSpec  # noqa: E402
 from control_plane.app import ControlPlane, ControlPlaneConfig  # noqa: E402
-from control_plane.records import RunStatus  # noqa: E402
+from control_plane.records import PartitionStatus, RunRecord, RunStatus  # noqa: E402
 from control_plane.runs.reports import PartitionOutcomeReport, RunFinishedReport, RunStartedReport  # noqa: E402
+from control_plane.storage import BackfillProgressStore  # noqa: E402
 from control_plane.views import BackfillView, LaunchOptions  # noqa: E402
 from launcher.base import LaunchRequest, RunHealth, RunLauncher, RunState  # noqa: E402
 
@@ -145,6 +146,64 @@ def measure_outcomes(
         plane.stop()
 
 
+def measure_held(
+    database_url: str, code_server: str, key_range: PartitionKeyRange, count: int = 100
+) -> tuple[float, float]:
+    """Chain "h" (``hb`` on single_run() below per-day ``ha``): milliseconds per outcome of ``ha``
+    while ``hb`` holds (it must not grow with the backfill), then the milliseconds of the outcome
+    that settles ``hb`` and plans its one run (the other days of ``ha`` are marked materialized
+    directly, untimed)."""
+    plane = ControlPlane(
+        ControlPlaneConfig(database_url=database_url, code_servers={"bench": code_server}, port=0),
+        launcher=RecordingLauncher(),
+    )
+    try:
+        plane.locations.refresh()
+        spec = BackfillRequestSpec(
+            asset_keys=tuple(AssetKey(f"h{name}") for name in "abc"), partition_ranges=(key_range,)
+        )
+        backfill_id = plane.engine.launch(spec, LaunchOptions(location="bench"))
+        assert isinstance(backfill_id, str)
+        plane.engine.tick()
+        runs = sorted(
+            plane.list_runs(backfill_id=backfill_id, limit=1_000_000),
+            key=lambda run: str(run.partition_range),
+        )
+        now = datetime.now(UTC)
+
+        def finish(run: RunRecord) -> None:
+            plane.reports.apply(
+                [
+                    RunStartedReport(run.id, "started", now),
+                    PartitionOutcomeReport(run.id, "a", now, AssetKey("ha"), materialized=True),
+                    RunFinishedReport(run.id, "finished", now, success=True),
+                ]
+            )
+            plane.engine.tick()
+
+        started = time.perf_counter()
+        for run in runs[:count]:
+            finish(run)
+        held = (time.perf_counter() - started) / count * 1000
+        assert len(plane.list_runs(backfill_id=backfill_id, limit=1_000_000)) == len(runs)
+        rest = [run.partition_range.start for run in runs[count:-1] if run.partition_range is not None]
+        BackfillProgressStore(plane.database).set_partition_status(
+            backfill_id, AssetKey("ha"), rest, PartitionStatus.MATERIALIZED
+        )
+        started = time.perf_counter()
+        finish(runs[-1])
+        settling = (time.perf_counter() - started) * 1000
+        planned_b = [
+            run
+            for run in plane.list_runs(backfill_id=backfill_id, limit=1_000_000)
+            if run.asset_keys == (AssetKey("hb"),)
+        ]
+        assert [run.partition_range for run in planned_b] == [key_range], planned_b
+        return held, settling
+    finally:
+        plane.stop()
+
+
 def end_to_end(database_url: str, code_server: str) -> float:
     with control_plane(database_url, code_server, None) as plane:
         spec = BackfillRequestSpec(
@@ -182,6 +241,7 @@ def main() -> None:
     server = spawn_code_server(module_name="benchmarks.chain_location", working_directory=str(ROOT))
     rows: list[tuple[str, ...]] = []
     outcomes: dict[tuple[str, str], float] = {}
+    held: dict[tuple[str, str], tuple[float, float]] = {}
     try:
         with tempfile.TemporaryDirectory() as directory:
             databases = {"sqlite": f"sqlite:///{directory}/bench.db"}
@@ -210,6 +270,7 @@ def main() -> None:
                         )
                 for label, key_range in (("1 year", ONE_YEAR), ("10 years", TEN_YEARS)):
                     outcomes[name, label] = measure_outcomes(url, server.address, key_range)
+                    held[name, label] = measure_held(url, server.address, key_range)
             e2e = end_to_end(f"sqlite:///{directory}/end_to_end.db", server.address)
     finally:
         server.stop()
@@ -228,6 +289,9 @@ def main() -> None:
     print("\nper run outcome (3 reports + planning the next run), a -> b -> c in three units:")
     for (name, label), milliseconds in outcomes.items():
         print(f"  {name:<10}  {label:<9} backfill  {milliseconds:.2f} ms")
+    print("\nsingle_run() b below per-day a: per outcome of a while b holds; the outcome that plans b's run:")
+    for (name, label), (holding, settling) in held.items():
+        print(f"  {name:<10}  {label:<9} backfill  {holding:.2f} ms while held, {settling:.1f} ms to settle")
     print(f"\nend to end, 1-year single_run backfill with the local launcher (SQLite): {e2e:.2f} s")
     print(
         "Targets: >= 1,000 runs/s queued; 10 years with no policy < 5 s; single_run 10 years < 50 ms; "

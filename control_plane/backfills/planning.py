@@ -151,6 +151,13 @@ class BackfillPlanner:
         else:
             touched = {chunks.containing(position) for position in readiness.positions.values()}
             for chunk in sorted(chunk for chunk in touched - unsettled if chunk is not None):
+                first, last = chunk
+                if last - first + 1 <= len(readiness.positions):
+                    keys_of_chunk = chunk_keys(unit, chunk, partitions)
+                    if all(key in readiness.positions for key in keys_of_chunk):
+                        # The changed keys are the whole chunk (multi_run(1), say): already evaluated.
+                        ready_by_chunk[chunk] = [p for p in readiness.ready if first <= p.position <= last]
+                        continue
                 if parents_unfinished(self._graph, unit, self._assets, chunk, partitions):
                     continue
                 whole = evaluate_unit(
