@@ -11,7 +11,15 @@ from collections import Counter
 
 import pytest
 
-from code_server import AssetKey, BackfillPolicy, DailyPartitionsDefinition, Definitions, asset
+from code_server import (
+    AssetKey,
+    BackfillPolicy,
+    DailyPartitionsDefinition,
+    Definitions,
+    TimeWindowPartitionMapping,
+    asset,
+)
+from code_server.assets import AssetIn
 from code_server.loading import load_definitions
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.automation import BackfillRequestSpec
@@ -184,6 +192,28 @@ def test_a_single_run_child_is_planned_after_a_restart_that_lost_the_last_outcom
     assert len(restarted.runs(backfill_id)) == 9
 
 
+def offset_and_unpartitioned() -> Definitions:
+    """A multi_run(2) child reading yesterday's parent (not identity), and an unpartitioned summary."""
+
+    @asset(partitions_def=DAILY)
+    def raw():  # type: ignore[no-untyped-def]
+        pass
+
+    @asset(
+        partitions_def=DAILY,
+        ins={"raw": AssetIn(partition_mapping=TimeWindowPartitionMapping(-1, -1))},
+        backfill_policy=BackfillPolicy.multi_run(2),
+    )
+    def shifted(raw):  # type: ignore[no-untyped-def]
+        pass
+
+    @asset(deps=[shifted], backfill_policy=BackfillPolicy.single_run())
+    def summary():  # type: ignore[no-untyped-def]
+        pass
+
+    return Definitions(assets=[raw, shifted, summary])
+
+
 def guide_spec(assets: tuple[str, ...], keys: tuple[str, ...]) -> BackfillRequestSpec:
     return BackfillRequestSpec(asset_keys=tuple(AssetKey(name) for name in assets), partition_keys=keys)
 
@@ -192,6 +222,13 @@ CASES = {
     "multi_run(3) child": (pipeline(BackfillPolicy.multi_run(3)), None),
     "single_run child": (pipeline(BackfillPolicy.single_run()), None),
     "no policy": (pipeline(None), None),
+    "offset mapping and unpartitioned": (
+        offset_and_unpartitioned(),
+        BackfillRequestSpec(
+            asset_keys=(AssetKey("raw"), AssetKey("shifted"), AssetKey("summary")),
+            partition_ranges=(PartitionKeyRange(*EIGHT_DAYS),),
+        ),
+    ),
     "guide asset_a,asset_b": (
         load_definitions(module_name="examples.guide"),
         guide_spec(("asset_a", "asset_b"), ("foo_a",)),
