@@ -31,9 +31,9 @@ from code_server.partitions.keys import PartitionKeyRange  # noqa: E402
 from code_server.server.spawn import spawn_code_server  # noqa: E402
 from code_server.wire.automation import BackfillRequestSpec  # noqa: E402
 from control_plane.app import ControlPlane, ControlPlaneConfig  # noqa: E402
-from control_plane.records import RunStatus  # noqa: E402
+from control_plane.records import PartitionStatus, RunRecord, RunStatus  # noqa: E402
 from control_plane.runs.reports import PartitionOutcomeReport, RunFinishedReport, RunStartedReport  # noqa: E402
-from control_plane.storage import RunStore  # noqa: E402
+from control_plane.storage import BackfillProgressStore, RunStore  # noqa: E402
 from control_plane.views import BackfillView, LaunchOptions  # noqa: E402
 from launcher.base import LaunchRequest, RunHealth, RunLauncher, RunState, WorkerIdentity  # noqa: E402
 
@@ -124,22 +124,9 @@ def measure_outcomes(
             key=lambda run: str(run.partition_range),
         )[:count]
         now = datetime.now(UTC)
-        runs = RunStore(plane.database)
         started = time.perf_counter()
         for run in first_runs:
-            worker = WorkerIdentity(f"w-{run.id}", "bench", 1, None)
-            # What the queue and the launched worker do before its reports: mark it starting, claim it.
-            runs.update_status(run.id, RunStatus.STARTING, only_from=(RunStatus.QUEUED,))
-            plane.reports.claim(run.id, run.attempt, worker, handle=None, now=now)
-            plane.reports.apply(
-                [
-                    RunStartedReport(run.id, worker.worker_id, 1, now),
-                    PartitionOutcomeReport(
-                        run.id, worker.worker_id, 2, now, AssetKey("ua"), materialized=True
-                    ),
-                    RunFinishedReport(run.id, worker.worker_id, 3, now, success=True),
-                ]
-            )
+            play_run(plane, run, AssetKey("ua"), now)
             plane.engine.tick()
         elapsed = time.perf_counter() - started
         queued_b = [
@@ -149,6 +136,73 @@ def measure_outcomes(
         ]
         assert len(queued_b) == count, len(queued_b)
         return elapsed / count * 1000
+    finally:
+        plane.stop()
+
+
+def play_run(plane: ControlPlane, run: RunRecord, asset: AssetKey, now: datetime) -> None:
+    """What the queue and the run's worker do for a run that materializes ``asset``: mark it
+    starting, claim it, report started, materialized and finished."""
+    worker = WorkerIdentity(f"w-{run.id}", "bench", 1, None)
+    RunStore(plane.database).update_status(run.id, RunStatus.STARTING, only_from=(RunStatus.QUEUED,))
+    plane.reports.claim(run.id, run.attempt, worker, handle=None, now=now)
+    plane.reports.apply(
+        [
+            RunStartedReport(run.id, worker.worker_id, 1, now),
+            PartitionOutcomeReport(run.id, worker.worker_id, 2, now, asset, materialized=True),
+            RunFinishedReport(run.id, worker.worker_id, 3, now, success=True),
+        ]
+    )
+
+
+def measure_held(
+    database_url: str, code_server: str, key_range: PartitionKeyRange, count: int = 100
+) -> tuple[float, float]:
+    """Chain "h" (``hb`` on single_run() below per-day ``ha``): milliseconds per outcome of ``ha``
+    while ``hb`` holds (it must not grow with the backfill), then the milliseconds of the outcome
+    that settles ``hb`` and plans its one run (the other days of ``ha`` are marked materialized
+    directly, untimed)."""
+    plane = ControlPlane(
+        ControlPlaneConfig(database_url=database_url, code_servers={"bench": code_server}, port=0),
+        launcher=RecordingLauncher(),
+    )
+    try:
+        plane.locations.refresh()
+        spec = BackfillRequestSpec(
+            asset_keys=tuple(AssetKey(f"h{name}") for name in "abc"), partition_ranges=(key_range,)
+        )
+        backfill_id = plane.engine.launch(spec, LaunchOptions(location="bench"))
+        assert isinstance(backfill_id, str)
+        plane.engine.tick()
+        runs = sorted(
+            plane.list_runs(backfill_id=backfill_id, limit=1_000_000),
+            key=lambda run: str(run.partition_range),
+        )
+        now = datetime.now(UTC)
+
+        def finish(run: RunRecord) -> None:
+            play_run(plane, run, AssetKey("ha"), now)
+            plane.engine.tick()
+
+        started = time.perf_counter()
+        for run in runs[:count]:
+            finish(run)
+        held = (time.perf_counter() - started) / count * 1000
+        assert len(plane.list_runs(backfill_id=backfill_id, limit=1_000_000)) == len(runs)
+        rest = [run.partition_range.start for run in runs[count:-1] if run.partition_range is not None]
+        BackfillProgressStore(plane.database).set_partition_status(
+            backfill_id, AssetKey("ha"), rest, PartitionStatus.MATERIALIZED
+        )
+        started = time.perf_counter()
+        finish(runs[-1])
+        settling = (time.perf_counter() - started) * 1000
+        planned_b = [
+            run
+            for run in plane.list_runs(backfill_id=backfill_id, limit=1_000_000)
+            if run.asset_keys == (AssetKey("hb"),)
+        ]
+        assert [run.partition_range for run in planned_b] == [key_range], planned_b
+        return held, settling
     finally:
         plane.stop()
 
@@ -190,6 +244,7 @@ def main() -> None:
     server = spawn_code_server(module_name="benchmarks.chain_location", working_directory=str(ROOT))
     rows: list[tuple[str, ...]] = []
     outcomes: dict[tuple[str, str], float] = {}
+    held: dict[tuple[str, str], tuple[float, float]] = {}
     try:
         with tempfile.TemporaryDirectory() as directory:
             databases = {"sqlite": f"sqlite:///{directory}/bench.db"}
@@ -218,6 +273,7 @@ def main() -> None:
                         )
                 for label, key_range in (("1 year", ONE_YEAR), ("10 years", TEN_YEARS)):
                     outcomes[name, label] = measure_outcomes(url, server.address, key_range)
+                    held[name, label] = measure_held(url, server.address, key_range)
             e2e = end_to_end(f"sqlite:///{directory}/end_to_end.db", server.address)
     finally:
         server.stop()
@@ -236,6 +292,9 @@ def main() -> None:
     print("\nper run outcome (3 reports + planning the next run), a -> b -> c in three units:")
     for (name, label), milliseconds in outcomes.items():
         print(f"  {name:<10}  {label:<9} backfill  {milliseconds:.2f} ms")
+    print("\nsingle_run() b below per-day a: per outcome of a while b holds; the outcome that plans b's run:")
+    for (name, label), (holding, settling) in held.items():
+        print(f"  {name:<10}  {label:<9} backfill  {holding:.2f} ms while held, {settling:.1f} ms to settle")
     print(f"\nend to end, 1-year single_run backfill with the local launcher (SQLite): {e2e:.2f} s")
     print(
         "Targets: >= 1,000 runs/s queued; 10 years with no policy < 5 s; single_run 10 years < 50 ms; "

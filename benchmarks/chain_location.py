@@ -1,7 +1,8 @@
 """Benchmark code location: daily chains a -> b -> c under each backfill policy, ten years long.
 
 Chain "u" has no policy on a and c and multi_run(1) on b: the same runs as no policy, but three
-execution units, so the planner works on every outcome."""
+execution units, so the planner works on every outcome. Chain "h" has single_run() on b below a
+with no policy: b holds its partitions until every one of them can run, then runs once."""
 
 from code_server import AssetsDefinition, BackfillPolicy, DailyPartitionsDefinition, Definitions, asset
 
@@ -36,5 +37,6 @@ defs = Definitions(
         *chain("s", BackfillPolicy.single_run()),
         *chain("m", BackfillPolicy.multi_run(100)),
         *chain("u", None, BackfillPolicy.multi_run(1)),
+        *chain("h", None, BackfillPolicy.single_run()),
     ]
 )

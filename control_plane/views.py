@@ -36,11 +36,17 @@ class PlannedRunView:
 
 @dataclass(frozen=True, slots=True)
 class BackfillPlanView:
-    """A dry run's answer: what would be materialized, and the first runs that would be queued."""
+    """A dry run's answer: what would be materialized, and every run the backfill would make if
+    every partition succeeds (counted in full, the first of them listed)."""
 
     partitions_by_asset: Mapping[AssetKey, tuple[str, ...]]
+    #: The first runs, parents before children (at most the engine's ``DRY_RUN_LISTED_RUNS``).
     runs: tuple[PlannedRunView, ...]
     partition_count: int
+    #: Every run, listed or not.
+    run_count: int
+    #: How many of those runs materialize each asset (a run of several assets counts for each).
+    runs_by_asset: Mapping[AssetKey, int]
 
 
 @dataclass(frozen=True, slots=True)

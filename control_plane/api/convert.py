@@ -177,6 +177,11 @@ def backfill_plan_to_proto(plan: BackfillPlanView) -> backfills_pb2.BackfillPlan
         asset_partitions=asset_partitions,
         runs=[planned_run_to_proto(run) for run in plan.runs],
         partition_count=plan.partition_count,
+        run_count=plan.run_count,
+        asset_run_counts=[
+            backfills_pb2.AssetRunCount(asset_key=asset_key_to_proto(key), run_count=count)
+            for key, count in plan.runs_by_asset.items()
+        ],
     )
 
 

@@ -19,8 +19,9 @@ from itertools import islice
 from code_server.asset_key import AssetKey
 from code_server.wire.automation import BackfillRequestSpec
 from control_plane.backfills.planning import BackfillPlan, BackfillPlanner
+from control_plane.backfills.readiness import UNFINISHED
 from control_plane.backfills.run_planning import PlannedRun
-from control_plane.backfills.targets import resolve_target
+from control_plane.backfills.targets import ResolvedTarget, resolve_target
 from control_plane.errors import BackfillNotFound, InvalidStateTransition, LocationUnavailable
 from control_plane.locations import CodeLocations
 from control_plane.records import (
@@ -46,7 +47,9 @@ logger = logging.getLogger("partita.control_plane.backfills")
 BACKFILL_ID_TAG = "partita/backfill_id"
 #: Runs a launch plans and writes at a time.
 _LAUNCH_BATCH = 1000
-_UNFINISHED_PARTITIONS = (PartitionStatus.PENDING, PartitionStatus.QUEUED, PartitionStatus.RUNNING)
+#: Runs a dry run lists (it counts them all).
+DRY_RUN_LISTED_RUNS = 100
+_UNFINISHED_PARTITIONS = UNFINISHED
 _UNFINISHED_RUNS = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING)
 
 
@@ -72,6 +75,26 @@ class StoredPartitionRows:
             partition_keys=None if partition_keys is None else list(partition_keys),
         )
         return {row.partition_key: (row.status, row.position) for row in rows}
+
+    def intervals(self, asset_key: AssetKey) -> Sequence[tuple[int, int]]:
+        return self._progress.asset_intervals(self._backfill_id, asset_key)
+
+    def keys_between(self, asset_key: AssetKey, first: int, last: int) -> list[str]:
+        space = self._progress.key_space(self._backfill_id, asset_key)
+        if space is None:
+            return []
+        return [
+            space.key_at(position)
+            for low, high in self.intervals(asset_key)
+            if low <= last and high >= first
+            for position in range(max(low, first), min(high, last) + 1)
+        ]
+
+    def unfinished(self, asset_key: AssetKey, first: int | None, last: int | None) -> bool:
+        between = None if first is None or last is None else (first, last)
+        return self._progress.has_partitions(
+            self._backfill_id, statuses=UNFINISHED, asset_key=asset_key, between=between
+        )
 
 
 class BackfillEngine:
@@ -113,12 +136,7 @@ class BackfillEngine:
         target = resolve_target(graph, spec, now)
         planner = BackfillPlanner(graph, target.asset_keys)
         if options.dry_run:
-            plan = planner.plan_launch(target.partitions)
-            return BackfillPlanView(
-                partitions_by_asset={key: tuple(part.keys()) for key, part in target.partitions.items()},
-                runs=tuple(PlannedRunView(run.asset_keys, run.partition_range) for run in plan.runs),
-                partition_count=target.partition_count,
-            )
+            return _dry_run_view(planner, target)
         backfill_id = new_id()
         record = BackfillRecord(
             id=backfill_id,
@@ -419,6 +437,26 @@ class BackfillEngine:
         if record is None:
             raise BackfillNotFound(f"No backfill with id {backfill_id!r}.")
         return record
+
+
+def _dry_run_view(planner: BackfillPlanner, target: ResolvedTarget) -> BackfillPlanView:
+    """Every run the backfill would make if every partition succeeds: counted, the first listed."""
+    runs_by_asset = dict.fromkeys(target.asset_keys, 0)
+    listed: list[PlannedRunView] = []
+    run_count = 0
+    for run in planner.every_run(target.partitions):
+        run_count += 1
+        for asset_key in run.asset_keys:
+            runs_by_asset[asset_key] += 1
+        if len(listed) < DRY_RUN_LISTED_RUNS:
+            listed.append(PlannedRunView(run.asset_keys, run.partition_range))
+    return BackfillPlanView(
+        partitions_by_asset={key: tuple(part.keys()) for key, part in target.partitions.items()},
+        runs=tuple(listed),
+        partition_count=target.partition_count,
+        run_count=run_count,
+        runs_by_asset=runs_by_asset,
+    )
 
 
 def _run_spans(runs: Sequence[RunRecord], planned: Sequence[PlannedRun]) -> list[PartitionSpan]:

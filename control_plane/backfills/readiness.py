@@ -16,10 +16,13 @@ from code_server.asset_key import AssetKey
 from control_plane.backfills.run_planning import ReadyPartition
 from control_plane.backfills.targets import UNPARTITIONED
 from control_plane.backfills.units import ExecutionUnit
+from control_plane.key_spaces import intervals
 from control_plane.records import PartitionStatus
 
 #: Parent states that doom a child partition.
 _FAILED = frozenset({PartitionStatus.FAILED, PartitionStatus.UPSTREAM_FAILED, PartitionStatus.CANCELED})
+#: States a partition leaves: while a parent partition is in one, its children may still become ready.
+UNFINISHED = (PartitionStatus.PENDING, PartitionStatus.QUEUED, PartitionStatus.RUNNING)
 
 
 class PartitionRows(Protocol):
@@ -30,11 +33,27 @@ class PartitionRows(Protocol):
     ) -> Mapping[str, tuple[PartitionStatus, int]]:
         """``None`` asks for every partition of the asset in the backfill."""
 
+    def intervals(self, asset_key: AssetKey) -> Sequence[tuple[int, int]]:
+        """The asset's positions in the backfill (fixed at launch), as sorted disjoint intervals."""
+
+    def keys_between(self, asset_key: AssetKey, first: int, last: int) -> list[str]:
+        """The keys of the asset's partitions in the backfill at positions ``first`` .. ``last``."""
+
+    def unfinished(self, asset_key: AssetKey, first: int | None, last: int | None) -> bool:
+        """Whether a partition of the asset at ``first`` .. ``last`` (None: anywhere) is pending,
+        queued or running: one probe, whatever the number of partitions."""
+
 
 @dataclass
 class Readiness:
+    """What ``evaluate_unit`` found: what can run, what never can, and what may later."""
+
     ready: list[ReadyPartition] = field(default_factory=list)
     upstream_failed: dict[AssetKey, list[str]] = field(default_factory=dict)
+    #: Positions of every evaluated key.
+    positions: dict[str, int] = field(default_factory=dict)
+    #: Positions where a pending asset of the unit waits for a parent that has not finished.
+    waiting: list[int] = field(default_factory=list)
 
 
 def evaluate_unit(
@@ -47,9 +66,9 @@ def evaluate_unit(
     """Decide for each candidate key of ``unit`` (None: all its keys) which of its assets can run."""
     rows_by_asset = {key: partitions.rows(key, candidate_keys) for key in unit.asset_keys}
     founder = unit.asset_keys[0]
-    keys = _ordered_keys(rows_by_asset, candidate_keys)
+    keys, positions = _ordered_keys(rows_by_asset, candidate_keys)
     blocked, doomed = _external_parent_states(graph, founder, backfill_assets, keys, partitions)
-    result = Readiness()
+    result = Readiness(positions=positions)
     unit_members = set(unit.asset_keys)
     for key in keys:
         # Effective state of each unit asset at this key: ok (materialized or running in this run),
@@ -85,6 +104,8 @@ def evaluate_unit(
                 assets_in_run.append(asset_key)
             elif parent_state == "failed":
                 result.upstream_failed.setdefault(asset_key, []).append(key)
+            elif not result.waiting or result.waiting[-1] != positions[key]:
+                result.waiting.append(positions[key])
         if assets_in_run:
             result.ready.append(ReadyPartition(key, position, tuple(assets_in_run)))
     return result
@@ -93,13 +114,13 @@ def evaluate_unit(
 def _ordered_keys(
     rows_by_asset: Mapping[AssetKey, Mapping[str, tuple[PartitionStatus, int]]],
     candidates: Collection[str] | None,
-) -> list[str]:
+) -> tuple[list[str], dict[str, int]]:
     positions: dict[str, int] = {}
     for rows in rows_by_asset.values():
         for key, (_, position) in rows.items():
             positions.setdefault(key, position)
     keys = positions if candidates is None else [key for key in candidates if key in positions]
-    return sorted(keys, key=positions.__getitem__)
+    return sorted(keys, key=positions.__getitem__), positions
 
 
 def _external_parent_states(
@@ -160,10 +181,28 @@ def downstream_candidates(
 
 
 class InMemoryPartitionRows:
-    """Partition rows held in memory: a backfill being launched, or a dry run."""
+    """Partition rows held in memory, for tests of the planner: a dict of statuses per asset."""
 
     def __init__(self, rows: Mapping[AssetKey, Mapping[str, tuple[PartitionStatus, int]]]) -> None:
         self._rows = rows
+
+    def intervals(self, asset_key: AssetKey) -> Sequence[tuple[int, int]]:
+        return intervals(position for _, position in self._rows.get(asset_key, {}).values())
+
+    def keys_between(self, asset_key: AssetKey, first: int, last: int) -> list[str]:
+        rows = self._rows.get(asset_key, {})
+        return sorted(
+            (key for key, (_, position) in rows.items() if first <= position <= last),
+            key=lambda key: rows[key][1],
+        )
+
+    def unfinished(self, asset_key: AssetKey, first: int | None, last: int | None) -> bool:
+        return any(
+            status in UNFINISHED
+            and (first is None or first <= position)
+            and (last is None or position <= last)
+            for status, position in self._rows.get(asset_key, {}).values()
+        )
 
     def rows(
         self, asset_key: AssetKey, partition_keys: Collection[str] | None

@@ -7,8 +7,9 @@ for all its partitions, so a stretch also breaks where that set changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from code_server.asset_key import AssetKey
 from code_server.backfill_policy import BackfillPolicy
@@ -110,3 +111,31 @@ def _run_of(stretch: list[ReadyPartition]) -> PlannedRun:
         first_position=stretch[0].position,
         last_position=stretch[-1].position,
     )
+
+
+def unit_segments(intervals_by_asset: Mapping[AssetKey, Sequence[tuple[int, int]]]) -> list[ReadySegment]:
+    """Cut the assets' intervals where the set of assets present changes: maximal stretches of
+    positions with one set of assets (in the given order), in position order."""
+    boundaries = sorted(
+        {first for spans in intervals_by_asset.values() for first, _ in spans}
+        | {last + 1 for spans in intervals_by_asset.values() for _, last in spans}
+    )
+    segments: list[ReadySegment] = []
+    cursors = dict.fromkeys(intervals_by_asset, 0)
+    for start, stop in pairwise(boundaries):
+        present = []
+        for asset_key, spans in intervals_by_asset.items():
+            index = cursors[asset_key]
+            while index < len(spans) and spans[index][1] < start:
+                index += 1
+            cursors[asset_key] = index
+            if index < len(spans) and spans[index][0] <= start:
+                present.append(asset_key)
+        if not present:
+            continue
+        previous = segments[-1] if segments else None
+        if previous is not None and previous.last == start - 1 and previous.asset_keys == tuple(present):
+            segments[-1] = ReadySegment(previous.first, stop - 1, previous.asset_keys)
+        else:
+            segments.append(ReadySegment(start, stop - 1, tuple(present)))
+    return segments

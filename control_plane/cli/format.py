@@ -206,10 +206,24 @@ def backfill_row(backfill: backfills_pb2.Backfill) -> list[str]:
 BACKFILL_HEADERS = ("ID", "STATUS", "LOCATION", "MATERIALIZED", "FAILED", "CREATED", "TITLE")
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 run``, ``2 runs``, ``1,000 runs``."""
+    return f"{number(count)} {noun}{'' if count == 1 else 's'}"
+
+
+def run_count_text(plan: backfills_pb2.BackfillPlan) -> str:
+    """``6 runs: x 3, y 3``: every run the plan makes, and how many materialize each asset."""
+    per_asset = ", ".join(
+        f"{'/'.join(entry.asset_key.path)} {number(entry.run_count)}" for entry in plan.asset_run_counts
+    )
+    return plural(plan.run_count, "run") + (f": {per_asset}" if per_asset else "")
+
+
 def plan_text(plan: backfills_pb2.BackfillPlan, shown_runs: int = 20) -> str:
     lines = [
-        f"Dry run: {number(plan.partition_count)} partitions of {len(plan.asset_partitions)} assets, "
-        f"{number(len(plan.runs))} runs if every partition succeeds. Nothing was written.",
+        f"Dry run: {plural(plan.partition_count, 'partition')} of {plural(len(plan.asset_partitions), 'asset')}. "
+        "Nothing was written.",
+        f"If every partition succeeds: {run_count_text(plan)}.",
         "",
     ]
     rows = []
@@ -228,8 +242,15 @@ def plan_text(plan: backfills_pb2.BackfillPlan, shown_runs: int = 20) -> str:
         [partition_text(run), ", ".join(asset_list(run.asset_selection))] for run in plan.runs[:shown_runs]
     ]
     lines.append(table(("RUN PARTITIONS", "ASSETS"), run_rows))
-    if len(plan.runs) > shown_runs:
-        lines.append(f"... and {number(len(plan.runs) - shown_runs)} more runs (all of them with --json)")
+    if plan.run_count > len(run_rows):
+        more = plan.run_count - len(run_rows)
+        listed = len(plan.runs)
+        where = (
+            f" (the first {number(listed)} with --json)"
+            if plan.run_count > listed
+            else " (all of them with --json)"
+        )
+        lines.append(f"... and {plural(more, 'more run')}{where}")
     return "\n".join(lines)
 
 

@@ -112,8 +112,10 @@ def plan_json(plan: backfills_pb2.BackfillPlan) -> Json:
             {"asset": "/".join(entry.asset_key.path), "partition_keys": list(entry.partitions.keys.keys)}
             for entry in plan.asset_partitions
         ],
-        "run_count": len(plan.runs),
+        "run_count": plan.run_count,
+        "runs_by_asset": {"/".join(entry.asset_key.path): entry.run_count for entry in plan.asset_run_counts},
         "runs": [{"assets": asset_list(run.asset_selection), **partition_json(run)} for run in plan.runs],
+        "runs_not_listed": plan.run_count - len(plan.runs),
     }
 
 

@@ -16,7 +16,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, select, update
 
 from code_server.asset_key import AssetKey
-from control_plane.key_spaces import EncodedKeySpace, ExplicitKeySpace, KeySpace, decoded_key_space, intervals
+from control_plane.key_spaces import (
+    EncodedKeySpace,
+    ExplicitKeySpace,
+    KeySpace,
+    decoded_key_space,
+    intervals,
+    merged_intervals,
+)
 from control_plane.records import BackfillPartition, PartitionSpan, PartitionStatus
 from control_plane.storage._spans import Edit, Span, rewrite, spans_of
 from control_plane.storage._sql import chunks, insert_columns, key_of, key_text
@@ -37,6 +44,7 @@ class BackfillProgressStore:
     def __init__(self, database: Database) -> None:
         self._database = database
         self._spaces: dict[str, dict[str, KeySpace]] = {}
+        self._intervals: dict[tuple[str, str], builtins.list[tuple[int, int]]] = {}
 
     def start(
         self,
@@ -93,13 +101,49 @@ class BackfillProgressStore:
                 counts.setdefault(key_of(asset_key), {})[PartitionStatus(status)] = int(count)
         return counts
 
-    def has_partitions(self, backfill_id: str, *, statuses: Collection[PartitionStatus]) -> bool:
-        """Whether any partition has one of ``statuses``: one index probe, not a count."""
-        query = (
-            select(_S.c.first_position).where(_S.c.backfill_id == backfill_id, _status_in(statuses)).limit(1)
-        )
+    def has_partitions(
+        self,
+        backfill_id: str,
+        *,
+        statuses: Collection[PartitionStatus],
+        asset_key: AssetKey | None = None,
+        between: tuple[int, int] | None = None,
+    ) -> bool:
+        """Whether any partition (of ``asset_key``, at positions ``between``) has one of ``statuses``:
+        one probe, not a count."""
+        conditions = [_S.c.backfill_id == backfill_id, _status_in(statuses)]
+        if asset_key is not None:
+            conditions.append(_S.c.asset_key == key_text(asset_key))
+            if between is not None:
+                conditions += [_S.c.first_position <= between[1], _S.c.last_position >= between[0]]
+        query = select(_S.c.first_position).where(*conditions).limit(1)
         with self._database.read() as conn:
             return conn.execute(query).first() is not None
+
+    def asset_intervals(self, backfill_id: str, asset_key: AssetKey) -> builtins.list[tuple[int, int]]:
+        """The asset's positions in the backfill, as sorted disjoint intervals: its spans merged.
+
+        Spans change status but never cover other positions, so this is read once and cached.
+        """
+        cache_key = (backfill_id, key_text(asset_key))
+        cached = self._intervals.get(cache_key)
+        if cached is not None:
+            return cached
+        query = select(_S.c.first_position, _S.c.last_position).where(
+            _S.c.backfill_id == backfill_id, _S.c.asset_key == cache_key[1]
+        )
+        with self._database.read() as conn:
+            merged = merged_intervals((row.first_position, row.last_position) for row in conn.execute(query))
+        if merged:  # not cached before the backfill's rows are committed
+            if len(self._intervals) >= _CACHED_BACKFILLS * 8:
+                self._intervals.pop(next(iter(self._intervals)))
+            self._intervals[cache_key] = merged
+        return merged
+
+    def key_space(self, backfill_id: str, asset_key: AssetKey) -> KeySpace | None:
+        """The asset's key space in the backfill (None when the asset is not in it)."""
+        with self._database.read() as conn:
+            return self._key_spaces(conn, backfill_id, [asset_key]).get(key_text(asset_key))
 
     def partitions(
         self,
@@ -303,8 +347,10 @@ class BackfillProgressStore:
         return {text: cached[text] for text in wanted if text in cached}
 
     def forget(self, backfill_id: str) -> None:
-        """Drop the cached key spaces of a deleted backfill."""
+        """Drop the cached key spaces and intervals of a deleted backfill."""
         self._spaces.pop(backfill_id, None)
+        for cache_key in [key for key in self._intervals if key[0] == backfill_id]:
+            del self._intervals[cache_key]
 
 
 def _next_change(conn: Connection, backfill_id: str) -> int:

@@ -19,6 +19,7 @@ from control_plane.client import ControlPlaneClient
 from control_plane.errors import InvalidBackfillRequest
 from control_plane.records import BackfillStatus, PartitionStatus, RunStatus
 from control_plane.views import BackfillPlanView, BackfillView, LaunchOptions
+from partita.controlplane.v1 import backfills_pb2
 from tests.integration.conftest import ROOT, read_jsonl, wait_for_end
 
 pytestmark = pytest.mark.integration
@@ -172,7 +173,7 @@ def test_bad_requests_write_nothing(
         ),
         LaunchOptions(location="tests", dry_run=True),
     )
-    assert isinstance(plan, BackfillPlanView) and plan.partition_count == 5 and len(plan.runs) == 3
+    assert isinstance(plan, BackfillPlanView) and plan.partition_count == 5 and plan.run_count == 3
     assert control_plane.list_backfills() == [] and control_plane.list_runs() == []
 
 
@@ -205,3 +206,59 @@ def test_watching_partition_changes_replays_the_backfill_partition_by_partition(
         (PartitionStatus.RUNNING, PartitionStatus.MATERIALIZED),
     }
     assert all(tuple(dict.fromkeys(statuses)) in progression for statuses in seen.values()), seen
+
+
+def test_a_downstream_multi_run_policy_holds_with_per_partition_parents(
+    control_plane_factory: Factory, backfill_code_server: SpawnedCodeServer, output_file: Path
+) -> None:
+    control_plane = control_plane_factory({"tests": backfill_code_server.address})
+    spec = BackfillRequestSpec(
+        asset_keys=(AssetKey("raw"), AssetKey("cleaned"), AssetKey("report")),
+        partition_ranges=(PartitionKeyRange("2024-03-01", "2024-03-08"),),
+    )
+    with ControlPlaneClient(control_plane.address) as client:
+        plan = client.launch_backfill(spec, LaunchOptions(location="tests", dry_run=True))
+    assert isinstance(plan, backfills_pb2.BackfillPlan)
+    assert plan.run_count == 11
+    assert {entry.asset_key.path[-1]: entry.run_count for entry in plan.asset_run_counts} == {
+        "raw": 8,
+        "cleaned": 8,
+        "report": 3,
+    }
+    view = control_plane.launch_backfill(spec, LaunchOptions(location="tests"))
+    assert isinstance(view, BackfillView)
+    final = wait_for_end(control_plane, view.record.id)
+    assert final.record.status is BackfillStatus.COMPLETED_SUCCESS
+    runs = control_plane.list_runs(backfill_id=view.record.id)
+    assert len(runs) == plan.run_count
+    assert sorted(str(run.partition_range) for run in runs if run.asset_keys == (AssetKey("report"),)) == [
+        "2024-03-01...2024-03-03",
+        "2024-03-04...2024-03-06",
+        "2024-03-07...2024-03-08",
+    ]
+    reported = [tuple(entry["keys"]) for entry in read_jsonl(output_file) if entry["asset"] == "report"]
+    assert sorted(len(keys) for keys in reported) == [2, 3, 3]
+
+
+def test_the_guide_two_asset_dry_run_counts_both_runs(control_plane_factory: Factory) -> None:
+    server = spawn_code_server(
+        module_name="examples.backfill_asset_from_asset_partitions",
+        working_directory=str(ROOT),
+        location_name="guide",
+    )
+    try:
+        control_plane = control_plane_factory({"guide": server.address})
+        spec = BackfillRequestSpec(
+            asset_keys=(AssetKey("asset_a"), AssetKey("asset_b")), partition_keys=("foo_a",)
+        )
+        with ControlPlaneClient(control_plane.address) as client:
+            plan = client.launch_backfill(spec, LaunchOptions(location="guide", dry_run=True))
+        assert isinstance(plan, backfills_pb2.BackfillPlan)
+        assert plan.run_count == 2 and [run.partition_key for run in plan.runs] == ["foo_a", "foo_b"]
+        view = control_plane.launch_backfill(spec, LaunchOptions(location="guide"))
+        assert isinstance(view, BackfillView)
+        final = wait_for_end(control_plane, view.record.id)
+    finally:
+        server.stop()
+    assert final.record.status is BackfillStatus.COMPLETED_SUCCESS
+    assert len(control_plane.list_runs(backfill_id=view.record.id)) == plan.run_count

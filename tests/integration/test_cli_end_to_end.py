@@ -132,5 +132,17 @@ def test_bad_requests_exit_2_and_dry_runs_write_nothing(cli: Cli) -> None:
     code, out, _ = cli("backfill", "list", "--json")
     assert as_json(out) == []
 
+    # The guide's x + y: the dry run counts both assets' runs, as many as the real backfill makes.
+    select = ("--location", "tests", "--select", "x,y", "--from", "2024-01-01", "--to", "2024-01-03")
+    code, out, _ = cli("backfill", "launch", *select, "--dry-run")
+    assert code == 0 and "If every partition succeeds: 6 runs: x 3, y 3." in out
+    assert "Dry run: 6 partitions of 2 assets. Nothing was written." in out
+    code, out, _ = cli("backfill", "launch", *select, "--json")
+    backfill_id = as_json(out)["id"]
+    code, out, _ = cli("backfill", "status", backfill_id, "--watch")
+    assert code == 0
+    code, out, _ = cli("runs", "list", "--backfill", backfill_id, "--json")
+    assert len(as_json(out)) == 6
+
     code, _, err = cli("backfill", "status", "no-such-backfill")
     assert code == 1 and "no-such-backfill" in err

@@ -294,6 +294,34 @@ class PlannedRun(_message.Message):
 Global___PlannedRun: _TypeAlias = PlannedRun  # noqa: Y015
 
 @_typing.final
+class AssetRunCount(_message.Message):
+    """How many runs of a dry run's plan materialize one asset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSET_KEY_FIELD_NUMBER: _builtins.int
+    RUN_COUNT_FIELD_NUMBER: _builtins.int
+    run_count: _builtins.int
+    """Runs that materialize it (a run of several assets counts for each of them)."""
+    @_builtins.property
+    def asset_key(self) -> _assets_pb2.AssetKey:
+        """The asset."""
+
+    def __init__(
+        self,
+        *,
+        asset_key: _assets_pb2.AssetKey | None = ...,
+        run_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["asset_key", b"asset_key"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_key", b"asset_key", "run_count", b"run_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssetRunCount: _TypeAlias = AssetRunCount  # noqa: Y015
+
+@_typing.final
 class BackfillPlan(_message.Message):
     """What a backfill would do, from a dry run; nothing is written."""
 
@@ -302,15 +330,27 @@ class BackfillPlan(_message.Message):
     ASSET_PARTITIONS_FIELD_NUMBER: _builtins.int
     RUNS_FIELD_NUMBER: _builtins.int
     PARTITION_COUNT_FIELD_NUMBER: _builtins.int
+    RUN_COUNT_FIELD_NUMBER: _builtins.int
+    ASSET_RUN_COUNTS_FIELD_NUMBER: _builtins.int
     partition_count: _builtins.int
     """Number of (asset, partition) pairs the backfill covers."""
+    run_count: _builtins.int
+    """Every run the backfill would make if every partition succeeds (the same number the real
+    backfill makes), listed in runs or not.
+    """
     @_builtins.property
     def asset_partitions(self) -> _containers.RepeatedCompositeFieldContainer[_assets_pb2.AssetPartitions]:
         """The resolved target: each asset's partitions, as ranges."""
 
     @_builtins.property
     def runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlannedRun]:
-        """Every run the backfill would make if every partition succeeds, parents before children."""
+        """The first runs the backfill would make if every partition succeeds, parents before children:
+        at most 100 of them; run_count says how many there are in all.
+        """
+
+    @_builtins.property
+    def asset_run_counts(self) -> _containers.RepeatedCompositeFieldContainer[Global___AssetRunCount]:
+        """Those runs asset by asset, in topological order."""
 
     def __init__(
         self,
@@ -318,10 +358,12 @@ class BackfillPlan(_message.Message):
         asset_partitions: _abc.Iterable[_assets_pb2.AssetPartitions] | None = ...,
         runs: _abc.Iterable[Global___PlannedRun] | None = ...,
         partition_count: _builtins.int = ...,
+        run_count: _builtins.int = ...,
+        asset_run_counts: _abc.Iterable[Global___AssetRunCount] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_partitions", b"asset_partitions", "partition_count", b"partition_count", "runs", b"runs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_partitions", b"asset_partitions", "asset_run_counts", b"asset_run_counts", "partition_count", b"partition_count", "run_count", b"run_count", "runs", b"runs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -228,9 +228,18 @@ def test_plan_lists_keys_per_asset_and_runs() -> None:
             PlannedRunView((C,), None),
         ),
         partition_count=3,
+        run_count=150,
+        runs_by_asset={A: 100, C: 50},
     )
-    shown = json_format.plan_json(backfill_plan_to_proto(plan))
-    assert shown["partition_count"] == 3 and shown["run_count"] == 2
+    message = backfill_plan_to_proto(plan)
+    shown = json_format.plan_json(message)
+    # Every run is counted, the listed ones are the first of them.
+    assert shown["partition_count"] == 3 and shown["run_count"] == 150
+    assert shown["runs_by_asset"] == {"a": 100, "c": 50} and shown["runs_not_listed"] == 148
+    text = fmt.plan_text(message)
+    assert "Dry run: 3 partitions of 2 assets." in text
+    assert "If every partition succeeds: 150 runs: a 100, c 50." in text
+    assert "... and 148 more runs (the first 2 with --json)" in text
     # An unpartitioned asset is stored with the key "": it is shown with no keys at all.
     assert shown["assets"] == [
         {"asset": "a", "partition_keys": ["2024-01-01", "2024-01-02"]},

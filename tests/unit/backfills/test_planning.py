@@ -313,3 +313,48 @@ def test_unpartitioned_child_waits_for_every_parent_partition() -> None:
     rows[daily_rows.key]["2024-01-03"] = (PartitionStatus.MATERIALIZED, 2)
     ready = planner.plan_changes({daily_rows.key: ["2024-01-03"]}, InMemoryPartitionRows(rows))
     assert [(run.asset_keys, run.partition_range) for run in ready.runs] == [((summary.key,), None)]
+
+
+def test_a_held_multi_run_child_runs_chunks_aligned_like_a_root_over_two_ranges() -> None:
+    defs = chain(None, BackfillPolicy.multi_run(2), BackfillPolicy.multi_run(2))
+    spec = BackfillRequestSpec(
+        asset_keys=(A, B, C),
+        partition_ranges=(
+            PartitionKeyRange("2024-01-01", "2024-01-03"),
+            PartitionKeyRange("2024-01-10", "2024-01-12"),
+        ),
+    )
+    target = resolve_target(defs.asset_graph, spec, NOW)
+    planner = BackfillPlanner(defs.asset_graph, target.asset_keys)
+    rows = rows_of(target)
+
+    def materialize(*keys: str) -> list[tuple[str, str]]:
+        for key in keys:
+            rows[A][key] = (PartitionStatus.MATERIALIZED, rows[A][key][1])
+        plan = planner.plan_changes({A: list(keys)}, InMemoryPartitionRows(rows))
+        for run in plan.runs:
+            for asset_key in run.asset_keys:
+                for key, (_, position) in rows[asset_key].items():
+                    if run.first_position <= position <= run.last_position:
+                        rows[asset_key][key] = (PartitionStatus.QUEUED, position)
+        return [
+            (run.partition_range.start, run.partition_range.end) for run in plan.runs if run.partition_range
+        ]
+
+    # Chunks start at each range's first day: 01-02, 03; 10-11, 12. Ready 02 and 03 make no run
+    # of two, because they straddle a chunk boundary; 03 alone is its whole chunk.
+    assert materialize("2024-01-02") == []
+    assert materialize("2024-01-03") == [("2024-01-03", "2024-01-03")]
+    assert materialize("2024-01-11", "2024-01-12") == [("2024-01-12", "2024-01-12")]
+    assert materialize("2024-01-01") == [("2024-01-01", "2024-01-02")]
+    assert materialize("2024-01-10") == [("2024-01-10", "2024-01-11")]
+    assert [
+        (run.partition_range.start, run.partition_range.end)
+        for run in planner.every_run(target.partitions)
+        if run.asset_keys == (B, C) and run.partition_range
+    ] == [
+        ("2024-01-01", "2024-01-02"),
+        ("2024-01-03", "2024-01-03"),
+        ("2024-01-10", "2024-01-11"),
+        ("2024-01-12", "2024-01-12"),
+    ]

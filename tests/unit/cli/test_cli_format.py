@@ -181,7 +181,7 @@ def test_launch_dry_run_text_and_json(
     )
     out = capsys.readouterr().out
     assert out.startswith(
-        "Dry run: 2 partitions of 1 assets, 2 runs if every partition succeeds. Nothing was written."
+        "Dry run: 2 partitions of 1 asset. Nothing was written.\nIf every partition succeeds: 2 runs: a 2.\n"
     )
     assert "k1" in out and "k2" in out
     assert (
@@ -203,6 +203,7 @@ def test_launch_dry_run_text_and_json(
     assert shown["dry_run"] is True and shown["runs"] == [
         {"assets": ["a"], "partition_key": "k1", "partition_range": None}
     ]
+    assert shown["run_count"] == 1 and shown["runs_by_asset"] == {"a": 1} and shown["runs_not_listed"] == 0
     assert len(service.backfills) == 1  # only the fixture's
 
 
