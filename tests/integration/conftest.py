@@ -14,6 +14,7 @@ from code_server.server.spawn import SpawnedCodeServer, spawn_code_server
 from control_plane.app import ControlPlane, ControlPlaneConfig
 from control_plane.views import BackfillView
 from launcher.base import RunLauncher
+from tests.fixtures.processes import kill_run_workers_of
 from tests.kube_cluster.pytest_fixtures import kube_api  # noqa: F401  (the Kubernetes API server fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +64,8 @@ def control_plane_factory(tmp_path: Path) -> Iterator[Callable[..., ControlPlane
     yield start
     for control_plane in started:
         control_plane.stop()
+        # Workers it launched that still wait for it would retry for their whole patience.
+        kill_run_workers_of(control_plane.address)
 
 
 def wait_for_end(control_plane: ControlPlane, backfill_id: str, timeout: float = 120.0) -> BackfillView:

@@ -27,7 +27,7 @@ from control_plane.records import BackfillStatus, RunStatus
 from control_plane.storage import Database, RunEventStore, RunStore
 from control_plane.views import LaunchOptions
 from partita.controlplane.v1 import backfills_pb2, runs_pb2
-from tests.fixtures.processes import ControlPlaneProcess, free_port
+from tests.fixtures.processes import ControlPlaneProcess, free_port, kill_run_workers_of
 from tests.integration.conftest import ROOT, read_jsonl, wait_until
 
 pytestmark = pytest.mark.integration
@@ -68,6 +68,7 @@ def control_plane_process(
     yield process, client
     client.close()
     process.stop()
+    kill_run_workers_of(f"127.0.0.1:{port}")
 
 
 def runs_of(client: ControlPlaneClient, backfill_id: str) -> list[runs_pb2.Run]:
