@@ -72,9 +72,18 @@ class AioServer:
         self._stopped = True
         try:
             self.run(self.server.stop(grace))
+            self.run(_cancel_the_rest())
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
             self._unary_pool.shutdown(wait=False, cancel_futures=True)
             if not self._thread.is_alive():
                 self._loop.close()
+
+
+async def _cancel_the_rest() -> None:
+    """End what still runs on the loop (the stream hubs' followers) before the loop closes."""
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)

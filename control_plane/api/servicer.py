@@ -60,6 +60,7 @@ from control_plane.api.stream_hubs import (
     RunLogHub,
 )
 from control_plane.automation import AutomationDaemon, AutomationService
+from control_plane.records import PartitionSpan
 from control_plane.service import ControlPlaneService
 from control_plane.storage.instigators import TickRecord
 from control_plane.views import BackfillPlanView, BackfillView
@@ -74,23 +75,33 @@ from partita.controlplane.v1 import (
 
 
 class RenderedBackfills:
-    """The message of each backfill's latest view, built once however many streams watch it (the
-    watch hub hands every watcher the same view object)."""
+    """The watch message of each backfill's latest view, built once however many streams watch it
+    (the watch hub hands every watcher the same view object); streams that asked for partition
+    changes add theirs to a copy."""
 
     def __init__(self, capacity: int = 1024) -> None:
         self._capacity = capacity
-        self._latest: OrderedDict[str, tuple[BackfillView, backfills_pb2.Backfill]] = OrderedDict()
+        self._latest: OrderedDict[str, tuple[BackfillView, backfills_pb2.WatchBackfillResponse]] = (
+            OrderedDict()
+        )
 
-    def message(self, view: BackfillView) -> backfills_pb2.Backfill:
+    def response(
+        self, view: BackfillView, changes: Sequence[PartitionSpan]
+    ) -> backfills_pb2.WatchBackfillResponse:
         backfill_id = view.record.id
         cached = self._latest.get(backfill_id)
         if cached is None or cached[0] is not view:
-            cached = (view, backfill_to_proto(view))
+            cached = (view, backfills_pb2.WatchBackfillResponse(backfill=backfill_to_proto(view)))
             self._latest[backfill_id] = cached
         self._latest.move_to_end(backfill_id)
         while len(self._latest) > self._capacity:
             self._latest.popitem(last=False)
-        return cached[1]
+        if not changes:
+            return cached[1]
+        response = backfills_pb2.WatchBackfillResponse()
+        response.CopyFrom(cached[1])
+        response.changes.extend(partition_changes_to_proto(changes))
+        return response
 
 
 class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
@@ -208,10 +219,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
                 backfill_id = required(request.backfill_id, "backfill_id")
                 updates = self._watch_hub.watch(backfill_id, with_changes=request.include_partition_changes)
                 async for update in updates:
-                    response = backfills_pb2.WatchBackfillResponse()
-                    response.backfill.CopyFrom(self._rendered.message(update.view))
-                    response.changes.extend(partition_changes_to_proto(update.changes))
-                    yield response
+                    yield self._rendered.response(update.view, update.changes)
             except Exception as error:
                 await abort_with_error(context, "WatchBackfill", error)
 

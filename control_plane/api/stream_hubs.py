@@ -158,7 +158,7 @@ class BackfillWatchHub:
         *,
         poll_seconds: float = 5.0,
         coalesce_seconds: float = 0.05,
-        seconds_per_watcher: float = 0.0005,
+        seconds_per_watcher: float = 0.001,
     ) -> None:
         self._source = source
         self._executor = executor
@@ -231,7 +231,7 @@ class BackfillWatchHub:
 
     def _gathering_seconds(self) -> float:
         """How long changes gather before one look: longer with more watchers, so that a thousand
-        streams get an update about twice a second rather than sharing the server's time with it."""
+        streams get an update about once a second rather than sharing the server's time with it."""
         watchers = sum(len(entry.watchers) for entry in self._watched.values())
         return min(_MAX_GATHERING_SECONDS, self._coalesce_seconds + self._seconds_per_watcher * watchers)
 

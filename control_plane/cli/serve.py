@@ -13,6 +13,7 @@ from types import FrameType
 from code_server.client import CodeServerDeadlines
 from control_plane.app import DEFAULT_DATABASE_URL, DEFAULT_PORT, ControlPlane, ControlPlaneConfig
 from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
+from control_plane.api.stream_hubs import DEFAULT_MAX_OPEN_STREAMS
 from launcher.base import LauncherError, RunLauncher
 
 DATABASE_ENV = "PARTITA_DATABASE_URL"
@@ -62,6 +63,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--k8s-context", help="kubeconfig context for the k8s launcher")
     parser.add_argument("--max-concurrent-runs", type=int, default=10)
     parser.add_argument(
+        "--max-open-streams",
+        type=positive_count,
+        default=DEFAULT_MAX_OPEN_STREAMS,
+        metavar="N",
+        help="open streams (backfill watches, log follows) served at once; one more is refused with "
+        f"RESOURCE_EXHAUSTED while unary calls go on (default {DEFAULT_MAX_OPEN_STREAMS:,})",
+    )
+    parser.add_argument(
         "--evaluation-timeout",
         type=positive_seconds,
         default=os.environ.get(EVALUATION_TIMEOUT_ENV, DEFAULT_EVALUATION_TIMEOUT),
@@ -79,6 +88,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         f"{_DEFAULT_DEADLINES.server_info:g}; env {CODE_SERVER_DEADLINE_ENV})",
     )
     parser.set_defaults(handler=run_command)
+
+
+def positive_count(value: str) -> int:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a whole number from 1 to 1,000,000")
+    return int(value)
 
 
 def positive_seconds(value: str) -> float:
@@ -122,6 +137,7 @@ def run_command(args: argparse.Namespace) -> int:
         port=args.port,
         advertised_address=args.advertised_address,
         max_concurrent_runs=args.max_concurrent_runs,
+        max_open_streams=args.max_open_streams,
         evaluation_timeout_seconds=float(args.evaluation_timeout),
         code_server_deadlines=code_server_deadlines(float(args.code_server_deadline)),
     )

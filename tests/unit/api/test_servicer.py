@@ -7,6 +7,7 @@ service's behaviour is tested against the real service elsewhere.
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -467,3 +468,62 @@ def test_get_run_logs_stream_messages_are_batches(
     service.log_script["r1"] = [["1", "2", "3", "4"]]
     batches = list(stub.GetRunLogs(runs_pb2.GetRunLogsRequest(run_id="r1")))
     assert [len(batch.entries) for batch in batches] == [3, 1]
+
+
+# --- streams do not starve the server -----------------------------------------------------------
+
+
+def test_open_streams_take_no_threads_from_unary_calls(service: FakeControlPlaneService) -> None:
+    service.backfills["bf1"] = backfill_view("bf1")  # running: its watches stay open
+    with (
+        FakeControlPlaneServer(service, max_open_streams=100) as running,
+        grpc.insecure_channel(running.address) as channel,
+    ):
+        stub = control_plane_pb2_grpc.ControlPlaneStub(channel)
+        # Far more streams than the server has threads for unary calls (8).
+        watches = [
+            stub.WatchBackfill(backfills_pb2.WatchBackfillRequest(backfill_id="bf1")) for _ in range(60)
+        ]
+        try:
+            for watch in watches:
+                assert next(watch).backfill.backfill_id == "bf1"
+            answer = stub.GetBackfill(backfills_pb2.GetBackfillRequest(backfill_id="bf1"), timeout=5)
+            assert answer.backfill.backfill_id == "bf1"
+        finally:
+            for watch in watches:
+                watch.cancel()
+
+
+def test_a_stream_beyond_the_limit_is_refused_clearly_and_unary_calls_go_on(
+    service: FakeControlPlaneService,
+) -> None:
+    service.backfills["bf1"] = backfill_view("bf1")
+    with (
+        FakeControlPlaneServer(service, max_open_streams=2) as running,
+        grpc.insecure_channel(running.address) as channel,
+    ):
+        stub = control_plane_pb2_grpc.ControlPlaneStub(channel)
+        request = backfills_pb2.WatchBackfillRequest(backfill_id="bf1")
+        held = [stub.WatchBackfill(request) for _ in range(2)]
+        for watch in held:
+            next(watch)
+        with pytest.raises(grpc.RpcError) as refused:
+            next(stub.GetRunLogs(runs_pb2.GetRunLogsRequest(run_id="r1", follow=True)))
+        assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "--max-open-streams" in (refused.value.details() or "")
+        assert stub.GetBackfill(backfills_pb2.GetBackfillRequest(backfill_id="bf1"), timeout=5)
+        held.pop().cancel()
+        # The place it held is free again (the server sees the cancel shortly).
+        deadline = time.monotonic() + 5
+        while True:
+            again = stub.WatchBackfill(request)
+            try:
+                next(again)
+                break
+            except grpc.RpcError as error:
+                assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert time.monotonic() < deadline, "the canceled stream's place was never freed"
+                time.sleep(0.05)
+        again.cancel()
+        for watch in held:
+            watch.cancel()
