@@ -53,6 +53,17 @@ def test_launching_the_same_run_again_finds_its_job_instead_of_starting_it_twice
     assert jobs(kube_api) == [job_name("run0000000000000001")]
 
 
+def test_a_launch_cut_off_by_a_crash_is_found_by_its_job_name(
+    kube_api: KubeApiServer, launcher: KubernetesRunLauncher
+) -> None:
+    handle = launcher.launch(request())
+    # A new control plane (a new launcher) asks whether the run's worker was started.
+    restarted = KubernetesRunLauncher(K8sLauncherConfig(namespace="runs"), kube_api.api_client())
+    assert restarted.find(request()) == handle
+    assert restarted.find(request("run0000000000000009")) is None
+    restarted.close()
+
+
 def test_a_job_name_taken_by_something_else_is_refused(
     kube_api: KubeApiServer, launcher: KubernetesRunLauncher
 ) -> None:
@@ -67,6 +78,7 @@ def test_a_job_name_taken_by_something_else_is_refused(
     k8s_client.BatchV1Api(kube_api.api_client()).create_namespaced_job("runs", foreign)
     with pytest.raises(LauncherError, match=r"refused Job runs/partita-run-run0000000000000002.*HTTP 409"):
         launcher.launch(request("run0000000000000002"))
+    assert launcher.find(request("run0000000000000002")) is None  # not the run's Job: not adopted
 
 
 def test_a_location_without_an_image_or_a_bad_run_tag_is_refused_with_what_to_do(
@@ -108,6 +120,9 @@ def test_an_unreachable_api_server_is_a_launch_error_and_unknown_health() -> Non
     launcher = KubernetesRunLauncher(K8sLauncherConfig(namespace="runs"), k8s_client.ApiClient(configuration))
     with pytest.raises(LauncherError, match="Kubernetes API unreachable creating Job runs/partita-run-"):
         launcher.launch(request())
+    # Whether a cut-off launch started cannot be told: the monitor asks again later.
+    with pytest.raises(LauncherError, match="Kubernetes API unreachable reading Job runs/partita-run-"):
+        launcher.find(request())
     # The monitor must not fail a healthy run because the API server is briefly away.
     health = launcher.check("run0000000000000001", "runs/partita-run-run0000000000000001")
     assert health.state is RunState.RUNNING and "unreachable" in (health.reason or "")
