@@ -101,28 +101,37 @@ def measure_launch(
     return elapsed, queued, partitions, peak / 1e6
 
 
+def planned_backfill(
+    database_url: str, code_server: str, prefix: str, key_range: PartitionKeyRange
+) -> tuple[ControlPlane, str, list[RunRecord]]:
+    """A control plane (not serving; the caller stops it) that has launched and planned chain
+    ``prefix`` over ``key_range``, and its runs in partition order."""
+    plane = ControlPlane(
+        ControlPlaneConfig(database_url=database_url, code_servers={"bench": code_server}, port=0),
+        launcher=RecordingLauncher(),
+    )
+    plane.locations.refresh()
+    spec = BackfillRequestSpec(
+        asset_keys=tuple(AssetKey(f"{prefix}{name}") for name in "abc"), partition_ranges=(key_range,)
+    )
+    backfill_id = plane.engine.launch(spec, LaunchOptions(location="bench"))
+    assert isinstance(backfill_id, str)
+    plane.engine.tick()
+    runs = sorted(
+        plane.list_runs(backfill_id=backfill_id, limit=1_000_000), key=lambda run: str(run.partition_range)
+    )
+    return plane, backfill_id, runs
+
+
 def measure_outcomes(
     database_url: str, code_server: str, key_range: PartitionKeyRange, count: int = 100
 ) -> float:
     """Milliseconds per run outcome: apply a run's started, materialized and finished reports for
     its partition of a, then plan (the next run, of b, is queued). On chain "u", whose assets are
     in separate units. It must not grow with the size of the backfill."""
-    plane = ControlPlane(
-        ControlPlaneConfig(database_url=database_url, code_servers={"bench": code_server}, port=0),
-        launcher=RecordingLauncher(),
-    )
+    plane, backfill_id, runs = planned_backfill(database_url, code_server, "u", key_range)
     try:
-        plane.locations.refresh()
-        spec = BackfillRequestSpec(
-            asset_keys=tuple(AssetKey(f"u{name}") for name in "abc"), partition_ranges=(key_range,)
-        )
-        backfill_id = plane.engine.launch(spec, LaunchOptions(location="bench"))
-        assert isinstance(backfill_id, str)
-        plane.engine.tick()
-        first_runs = sorted(
-            plane.list_runs(backfill_id=backfill_id, limit=1_000_000),
-            key=lambda run: str(run.partition_range),
-        )[:count]
+        first_runs = runs[:count]
         now = datetime.now(UTC)
         started = time.perf_counter()
         for run in first_runs:
@@ -162,22 +171,8 @@ def measure_held(
     while ``hb`` holds (it must not grow with the backfill), then the milliseconds of the outcome
     that settles ``hb`` and plans its one run (the other days of ``ha`` are marked materialized
     directly, untimed)."""
-    plane = ControlPlane(
-        ControlPlaneConfig(database_url=database_url, code_servers={"bench": code_server}, port=0),
-        launcher=RecordingLauncher(),
-    )
+    plane, backfill_id, runs = planned_backfill(database_url, code_server, "h", key_range)
     try:
-        plane.locations.refresh()
-        spec = BackfillRequestSpec(
-            asset_keys=tuple(AssetKey(f"h{name}") for name in "abc"), partition_ranges=(key_range,)
-        )
-        backfill_id = plane.engine.launch(spec, LaunchOptions(location="bench"))
-        assert isinstance(backfill_id, str)
-        plane.engine.tick()
-        runs = sorted(
-            plane.list_runs(backfill_id=backfill_id, limit=1_000_000),
-            key=lambda run: str(run.partition_range),
-        )
         now = datetime.now(UTC)
 
         def finish(run: RunRecord) -> None:

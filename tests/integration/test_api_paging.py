@@ -13,24 +13,9 @@ from code_server.wire.automation import BackfillRequestSpec
 from control_plane.app import ControlPlane
 from control_plane.client import ControlPlaneClient
 from control_plane.views import LaunchOptions
-from launcher.base import LaunchRequest, RunHealth, RunLauncher, RunState
+from tests.fixtures.holding_launcher import HoldingLauncher
 
 pytestmark = pytest.mark.integration
-
-
-class HoldingLauncher(RunLauncher):
-    """Accepts launches and runs nothing: runs stay active while the test pages through them."""
-
-    kind = "holding"
-
-    def launch(self, request: LaunchRequest) -> str:
-        return request.run_id
-
-    def terminate(self, run_id: str, handle: str) -> bool:
-        return True
-
-    def check(self, run_id: str, handle: str) -> RunHealth:
-        return RunHealth(RunState.RUNNING)
 
 
 def test_every_run_of_one_launch_is_listed_once_across_pages(

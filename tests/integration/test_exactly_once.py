@@ -30,10 +30,11 @@ from control_plane.runs.monitor import RunMonitor
 from control_plane.runs.reports import RunReportHandler
 from control_plane.storage import BackfillProgressStore, Database, RunEventStore, RunStore
 from control_plane.views import LaunchOptions
-from launcher.base import LaunchRequest, RunHealth, RunLauncher, RunState
+from launcher.base import LaunchRequest, RunState
 from launcher.local import LocalProcessLauncher
 from partita.common.v1 import assets_pb2
 from partita.controlplane.v1 import run_events_pb2, run_reporter_pb2, run_reporter_pb2_grpc
+from tests.fixtures.holding_launcher import HoldingLauncher
 from tests.integration.conftest import read_jsonl, wait_for_end, wait_until
 
 DAYS = PartitionKeyRange("2024-01-01", "2024-01-04")
@@ -166,21 +167,6 @@ def test_a_pid_is_trusted_only_with_its_start_time_and_run_id(
     assert worker.wait(timeout=10) < 0
 
 
-class _IdleLauncher(RunLauncher):
-    """Marks runs launched without starting anything: the test plays the worker over gRPC."""
-
-    kind = "idle"
-
-    def launch(self, request: LaunchRequest) -> str:
-        return f"idle-{request.run_id}"
-
-    def terminate(self, run_id: str, handle: str) -> bool:
-        return False
-
-    def check(self, run_id: str, handle: str) -> RunHealth:
-        return RunHealth(RunState.RUNNING)
-
-
 def _event(run_id: str, worker_id: str, sequence: int, asset: str) -> run_events_pb2.RunEvent:
     event = run_events_pb2.RunEvent(run_id=run_id, worker_id=worker_id, sequence=sequence)
     event.timestamp.CopyFrom(timestamp_to_proto(NOW))
@@ -191,7 +177,7 @@ def _event(run_id: str, worker_id: str, sequence: int, asset: str) -> run_events
 def test_claims_and_reports_over_grpc_refuse_the_bad_and_keep_the_good(
     control_plane_factory: Callable[..., ControlPlane], backfill_code_server: SpawnedCodeServer
 ) -> None:
-    plane = control_plane_factory({"tests": backfill_code_server.address}, launcher=_IdleLauncher())
+    plane = control_plane_factory({"tests": backfill_code_server.address}, launcher=HoldingLauncher())
     spec = BackfillRequestSpec(
         asset_keys=(AssetKey("a"),), partition_ranges=(PartitionKeyRange("2024-01-01", "2024-01-01"),)
     )

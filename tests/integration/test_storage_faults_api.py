@@ -26,7 +26,7 @@ from control_plane.app import ControlPlane
 from control_plane.client import ControlPlaneClient, ControlPlaneClientError
 from control_plane.records import RunStatus
 from control_plane.views import LaunchOptions
-from launcher.base import LaunchRequest, RunHealth, RunLauncher, RunState
+from tests.fixtures.holding_launcher import HoldingLauncher
 from tests.integration.conftest import wait_until
 from tests.unit.storage.conftest import _fresh_schema, postgres_server  # noqa: F401  (a fixture)
 from tests.unit.storage.disk_faults import FullDisk, make_read_only, make_writable
@@ -36,21 +36,6 @@ pytestmark = pytest.mark.integration
 SPEC = BackfillRequestSpec(
     asset_keys=(AssetKey("a"),), partition_ranges=(PartitionKeyRange("2024-01-01", "2024-01-03"),)
 )
-
-
-class HoldingLauncher(RunLauncher):
-    """Accepts launches and runs nothing, so that every write the test sees is the API's or the daemon's."""
-
-    kind = "holding"
-
-    def launch(self, request: LaunchRequest) -> str:
-        return request.run_id
-
-    def terminate(self, run_id: str, handle: str) -> bool:
-        return True
-
-    def check(self, run_id: str, handle: str) -> RunHealth:
-        return RunHealth(RunState.RUNNING)
 
 
 def _launch(client: ControlPlaneClient) -> str:
