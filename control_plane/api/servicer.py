@@ -50,6 +50,7 @@ from control_plane.api.paging import (
     paged,
 )
 from control_plane.api.status import BadRequest, StatusOnError, parsed, required
+from control_plane.api.validation import check_request
 from control_plane.automation import AutomationDaemon, AutomationService
 from control_plane.service import ControlPlaneService
 from control_plane.storage.instigators import TickRecord
@@ -86,6 +87,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: backfills_pb2.LaunchBackfillRequest, context: grpc.ServicerContext
     ) -> backfills_pb2.LaunchBackfillResponse:
         with StatusOnError(context, "LaunchBackfill"):
+            check_request(request)
             spec, options = parsed(lambda: launch_request_from_proto(request))
             launched = self._service.launch_backfill(spec, options)
             if isinstance(launched, BackfillPlanView):
@@ -96,6 +98,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: backfills_pb2.GetBackfillRequest, context: grpc.ServicerContext
     ) -> backfills_pb2.GetBackfillResponse:
         with StatusOnError(context, "GetBackfill"):
+            check_request(request)
             view = self._service.get_backfill(required(request.backfill_id, "backfill_id"))
             return backfills_pb2.GetBackfillResponse(backfill=backfill_to_proto(view))
 
@@ -103,6 +106,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: backfills_pb2.ListBackfillsRequest, context: grpc.ServicerContext
     ) -> backfills_pb2.ListBackfillsResponse:
         with StatusOnError(context, "ListBackfills"):
+            check_request(request)
             size = page_size(request.page_size)
             statuses = parsed(lambda: [backfill_status_from_proto(s) for s in request.statuses])
             views = self._service.list_backfills(
@@ -121,6 +125,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: backfills_pb2.CancelBackfillRequest, context: grpc.ServicerContext
     ) -> backfills_pb2.CancelBackfillResponse:
         with StatusOnError(context, "CancelBackfill"):
+            check_request(request)
             view = self._service.cancel_backfill(required(request.backfill_id, "backfill_id"))
             return backfills_pb2.CancelBackfillResponse(backfill=backfill_to_proto(view))
 
@@ -128,6 +133,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: backfills_pb2.RetryBackfillRequest, context: grpc.ServicerContext
     ) -> backfills_pb2.RetryBackfillResponse:
         with StatusOnError(context, "RetryBackfill"):
+            check_request(request)
             view, requeued = self._service.retry_backfill(required(request.backfill_id, "backfill_id"))
             return backfills_pb2.RetryBackfillResponse(
                 backfill=backfill_to_proto(view), requeued_partition_count=requeued
@@ -137,6 +143,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: backfills_pb2.PauseBackfillRequest, context: grpc.ServicerContext
     ) -> backfills_pb2.PauseBackfillResponse:
         with StatusOnError(context, "PauseBackfill"):
+            check_request(request)
             view = self._service.pause_backfill(required(request.backfill_id, "backfill_id"))
             return backfills_pb2.PauseBackfillResponse(backfill=backfill_to_proto(view))
 
@@ -144,6 +151,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: backfills_pb2.ResumeBackfillRequest, context: grpc.ServicerContext
     ) -> backfills_pb2.ResumeBackfillResponse:
         with StatusOnError(context, "ResumeBackfill"):
+            check_request(request)
             view = self._service.resume_backfill(required(request.backfill_id, "backfill_id"))
             return backfills_pb2.ResumeBackfillResponse(backfill=backfill_to_proto(view))
 
@@ -151,6 +159,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: backfills_pb2.UpdateBackfillLimitsRequest, context: grpc.ServicerContext
     ) -> backfills_pb2.UpdateBackfillLimitsResponse:
         with StatusOnError(context, "UpdateBackfillLimits"):
+            check_request(request)
             backfill_id = required(request.backfill_id, "backfill_id")
             limit = request.max_concurrent_runs if request.HasField("max_concurrent_runs") else None
             if limit is not None and limit < 0:
@@ -166,6 +175,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: backfills_pb2.WatchBackfillRequest, context: grpc.ServicerContext
     ) -> Iterator[backfills_pb2.WatchBackfillResponse]:
         with StatusOnError(context, "WatchBackfill"):
+            check_request(request)
             backfill_id = required(request.backfill_id, "backfill_id")
             with_changes = request.include_partition_changes
             # Read before the first snapshot, so that no change falls between the two.
@@ -190,6 +200,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: runs_pb2.ListRunsRequest, context: grpc.ServicerContext
     ) -> runs_pb2.ListRunsResponse:
         with StatusOnError(context, "ListRuns"):
+            check_request(request)
             size = page_size(request.page_size)
             backfill_id = request.backfill_id if request.HasField("backfill_id") else None
             runs = self._service.list_runs(
@@ -208,6 +219,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: runs_pb2.GetRunRequest, context: grpc.ServicerContext
     ) -> runs_pb2.GetRunResponse:
         with StatusOnError(context, "GetRun"):
+            check_request(request)
             run = self._service.get_run(required(request.run_id, "run_id"))
             return runs_pb2.GetRunResponse(run=run_to_proto(run))
 
@@ -215,6 +227,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: runs_pb2.TerminateRunRequest, context: grpc.ServicerContext
     ) -> runs_pb2.TerminateRunResponse:
         with StatusOnError(context, "TerminateRun"):
+            check_request(request)
             run = self._service.terminate_run(required(request.run_id, "run_id"))
             return runs_pb2.TerminateRunResponse(run=run_to_proto(run))
 
@@ -222,6 +235,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: runs_pb2.GetRunLogsRequest, context: grpc.ServicerContext
     ) -> Iterator[runs_pb2.GetRunLogsResponse]:
         with StatusOnError(context, "GetRunLogs"):
+            check_request(request)
             run_id = required(request.run_id, "run_id")
             if request.after_sequence < 0:
                 raise BadRequest(f"after_sequence must be 0 or more, not {request.after_sequence}.")
@@ -252,6 +266,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: partition_status_pb2.GetAssetPartitionStatusRequest, context: grpc.ServicerContext
     ) -> partition_status_pb2.GetAssetPartitionStatusResponse:
         with StatusOnError(context, "GetAssetPartitionStatus"):
+            check_request(request)
             if not request.HasField("asset_key") or not request.asset_key.path:
                 raise BadRequest("asset_key is required.")
             asset_key = parsed(lambda: asset_key_from_proto(request.asset_key))
@@ -290,6 +305,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: code_locations_pb2.ListCodeLocationsRequest, context: grpc.ServicerContext
     ) -> code_locations_pb2.ListCodeLocationsResponse:
         with StatusOnError(context, "ListCodeLocations"):
+            check_request(request)
             views = sorted(self._service.code_locations(), key=lambda view: view.name)
             return code_locations_pb2.ListCodeLocationsResponse(
                 locations=[code_location_to_proto(view) for view in views]
@@ -302,6 +318,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.ListSensorsResponse:
         automation = self._automation(context)
         with StatusOnError(context, "ListSensors"):
+            check_request(request)
             location = request.location_name if request.HasField("location_name") else None
             views = automation.list_sensors(location)
             return sensors_schedules_pb2.ListSensorsResponse(sensors=[sensor_view_to_proto(v) for v in views])
@@ -311,6 +328,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.StartSensorResponse:
         automation = self._automation(context)
         with StatusOnError(context, "StartSensor"):
+            check_request(request)
             name = required(request.sensor_name, "sensor_name")
             view = automation.set_sensor_running(request.location_name, name, True)
             return sensors_schedules_pb2.StartSensorResponse(sensor=sensor_view_to_proto(view))
@@ -320,6 +338,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.StopSensorResponse:
         automation = self._automation(context)
         with StatusOnError(context, "StopSensor"):
+            check_request(request)
             name = required(request.sensor_name, "sensor_name")
             view = automation.set_sensor_running(request.location_name, name, False)
             return sensors_schedules_pb2.StopSensorResponse(sensor=sensor_view_to_proto(view))
@@ -329,6 +348,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.PreviewSensorResponse:
         automation = self._automation(context)
         with StatusOnError(context, "PreviewSensor"):
+            check_request(request)
             name = required(request.sensor_name, "sensor_name")
             cursor = request.cursor if request.HasField("cursor") else None
             try:
@@ -342,6 +362,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.ListSensorTicksResponse:
         automation = self._automation(context)
         with StatusOnError(context, "ListSensorTicks"):
+            check_request(request)
             name = required(request.sensor_name, "sensor_name")
             page, token = _tick_page(
                 request, lambda **query: automation.sensor_ticks(request.location_name, name, **query)
@@ -355,6 +376,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.ListSchedulesResponse:
         automation = self._automation(context)
         with StatusOnError(context, "ListSchedules"):
+            check_request(request)
             location = request.location_name if request.HasField("location_name") else None
             views = automation.list_schedules(location)
             return sensors_schedules_pb2.ListSchedulesResponse(
@@ -366,6 +388,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.StartScheduleResponse:
         automation = self._automation(context)
         with StatusOnError(context, "StartSchedule"):
+            check_request(request)
             name = required(request.schedule_name, "schedule_name")
             view = automation.set_schedule_running(request.location_name, name, True)
             return sensors_schedules_pb2.StartScheduleResponse(schedule=schedule_view_to_proto(view))
@@ -375,6 +398,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.StopScheduleResponse:
         automation = self._automation(context)
         with StatusOnError(context, "StopSchedule"):
+            check_request(request)
             name = required(request.schedule_name, "schedule_name")
             view = automation.set_schedule_running(request.location_name, name, False)
             return sensors_schedules_pb2.StopScheduleResponse(schedule=schedule_view_to_proto(view))
@@ -384,6 +408,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.PreviewScheduleResponse:
         automation = self._automation(context)
         with StatusOnError(context, "PreviewSchedule"):
+            check_request(request)
             name = required(request.schedule_name, "schedule_name")
             when = (
                 timestamp_from_proto(request.scheduled_execution_time)
@@ -406,6 +431,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.ListScheduleTicksResponse:
         automation = self._automation(context)
         with StatusOnError(context, "ListScheduleTicks"):
+            check_request(request)
             name = required(request.schedule_name, "schedule_name")
             page, token = _tick_page(
                 request, lambda **query: automation.schedule_ticks(request.location_name, name, **query)
