@@ -1,0 +1,276 @@
+"""Every RPC of the ControlPlane and CodeServer services, fuzzed over real sockets, on SQLite and PostgreSQL.
+
+Hypothesis builds each request from its descriptor (``rpc_fuzz_strategies``), biased to hostile values.
+The test fails on any INTERNAL or UNKNOWN answer (bad input must be INVALID_ARGUMENT, or an answer), on
+UNAVAILABLE (both servers are up, so it would hide a code-server failure behind the control plane), and
+on any change to the database by a request that was refused: every table's rows are fingerprinted
+before and after each call. The control plane's daemons are stopped once it has run a seed backfill, so
+nothing but the fuzzed call writes while it is checked.
+
+CI runs a few examples per RPC with a fixed seed (about 30 s per database); ``make fuzz`` runs many more
+(``PARTITA_FUZZ_EXAMPLES`` per RPC, random). Outcome counts per status code are printed at the end, and
+appended as JSON to ``PARTITA_FUZZ_REPORT`` when set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+import sqlalchemy as sa
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.message import Message
+from hypothesis import HealthCheck, given, settings
+
+from code_server.asset_key import AssetKey
+from code_server.server.spawn import SpawnedCodeServer, spawn_code_server
+from code_server.wire.assets import asset_key_to_proto
+from control_plane.app import ControlPlane
+from control_plane.storage.schema import metadata
+from partita.codeserver.v1 import code_server_pb2
+from partita.common.v1 import partitions_pb2, requests_pb2
+from partita.controlplane.v1 import (
+    backfills_pb2,
+    control_plane_pb2,
+    control_plane_pb2_grpc,
+    partition_status_pb2,
+    runs_pb2,
+)
+from tests.integration.conftest import wait_until
+from tests.integration.rpc_fuzz_strategies import message_strategy
+from tests.unit.storage.conftest import _fresh_schema, postgres_server  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Examples per RPC: a handful in CI (fixed seed), many more from ``make fuzz``.
+EXAMPLES = int(os.environ.get("PARTITA_FUZZ_EXAMPLES", "0"))
+CI_EXAMPLES = 30
+FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.UNAVAILABLE}
+CALL_TIMEOUT = 20.0
+
+CONTROL_PLANE = control_plane_pb2.DESCRIPTOR.services_by_name["ControlPlane"]
+CODE_SERVER = code_server_pb2.DESCRIPTOR.services_by_name["CodeServer"]
+Factory = Callable[..., ControlPlane]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fuzz.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    with _fresh_schema(server) as url:
+        yield url
+
+
+@pytest.fixture
+def fuzz_code_server() -> Iterator[SpawnedCodeServer]:
+    server = spawn_code_server(
+        module_name="tests.fixtures.fuzz_location", working_directory=str(ROOT), location_name="fuzz"
+    )
+    yield server
+    server.stop()
+
+
+class Fingerprint:
+    """Every row of every Partita table, hashed: equal before and after a call iff it wrote nothing."""
+
+    def __init__(self, url: str) -> None:
+        self._engine = sa.create_engine(url, poolclass=sa.NullPool)
+        self._tables = list(metadata.sorted_tables)
+
+    def take(self) -> dict[str, tuple[int, str]]:
+        found: dict[str, tuple[int, str]] = {}
+        with self._engine.connect() as connection:
+            for table in self._tables:
+                rows = sorted(repr(tuple(row)) for row in connection.execute(sa.select(table)))
+                found[table.name] = (len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest())
+        return found
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+class Caller:
+    """Calls any method of a service descriptor over a channel, returning the status code it ends with."""
+
+    def __init__(self, channel: grpc.Channel, service: ServiceDescriptor) -> None:
+        self._channel = channel
+        self._service = service
+
+    def call(self, method: MethodDescriptor, request: Message) -> tuple[grpc.StatusCode, str]:
+        path = f"/{self._service.full_name}/{method.name}"
+        response_class = message_factory.GetMessageClass(method.output_type)
+        serialize, deserialize = _serialize, response_class.FromString
+        try:
+            if method.server_streaming:
+                stream = self._channel.unary_stream(path, serialize, deserialize)(
+                    request, timeout=CALL_TIMEOUT
+                )
+                next(stream, None)  # a stream may go on for ever: its first answer, or its error, is enough
+                stream.cancel()
+            else:
+                self._channel.unary_unary(path, serialize, deserialize)(request, timeout=CALL_TIMEOUT)
+        except grpc.RpcError as error:
+            return error.code(), error.details() or ""
+        return grpc.StatusCode.OK, ""
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
+def _seed(control_plane: ControlPlane) -> dict[str, list[str]]:
+    """A finished backfill with its run and a sensor tick, then quiet daemons; real values for the pools."""
+    with grpc.insecure_channel(control_plane.address) as channel:
+        stub = control_plane_pb2_grpc.ControlPlaneStub(channel)
+        response = stub.LaunchBackfill(
+            backfills_pb2.LaunchBackfillRequest(
+                location_name="fuzz",
+                target=requests_pb2.BackfillTarget(
+                    asset_selection=[asset_key_to_proto(AssetKey("a"))],
+                    keys=partitions_pb2.PartitionKeys(keys=["2024-01-02"]),
+                ),
+                tags={"team": "data"},
+            )
+        )
+        backfill_id = response.backfill.backfill_id
+        wait_until(
+            lambda: (
+                stub.GetBackfill(backfills_pb2.GetBackfillRequest(backfill_id=backfill_id)).backfill.status
+                >= backfills_pb2.BACKFILL_STATUS_COMPLETED_SUCCESS
+            ),
+            "the seed backfill ends",
+        )
+        runs = stub.ListRuns(runs_pb2.ListRunsRequest(include_backfill_runs=True, page_size=1))
+        ranges = stub.GetAssetPartitionStatus(
+            partition_status_pb2.GetAssetPartitionStatusRequest(
+                location_name="fuzz", asset_key=asset_key_to_proto(AssetKey("a")), page_size=1
+            )
+        )
+    control_plane.automation_loop.stop()
+    control_plane.daemon.stop()
+    time.sleep(0.2)
+    keys = ["2024-01-02", "2024-01-03", "2024-02-29", "red", "2023-12-31"]
+    return {
+        "*": ["fuzz", "a", "2024-01-02", backfill_id, "x"],
+        "location_name": ["fuzz", "elsewhere"],
+        "backfill_id": [backfill_id, "0" * 32],
+        "run_id": [run.run_id for run in runs.runs] + ["0" * 32],
+        "path": ["a", "b", "u", "s", "nope"],
+        "start": keys,
+        "end": keys,
+        "keys": keys,
+        "partition_keys": keys,
+        "partition_key": keys,
+        "sensor_name": ["cursor_sensor", "raising_sensor", "nope"],
+        "schedule_name": ["nightly", "nope"],
+        "page_token": [t for t in (runs.next_page_token, ranges.next_page_token) if t] or [""],
+        "cursor": ["3", "{}"],
+        "key": ["team", "owner"],
+        "value": ["data", ""],
+        "title": ["Fuzz"],
+        "description": ["line one\nline two"],
+        "request_id": ["req-1", "req-2"],
+    }
+
+
+def _fuzz_service(
+    caller: Caller,
+    service: ServiceDescriptor,
+    pools: dict[str, list[str]],
+    fingerprint: Fingerprint | None,
+    outcomes: Counter[str],
+    skip: frozenset[str] = frozenset(),
+) -> list[str]:
+    """Fuzz every method of ``service``; the problems found, one line each."""
+    problems: list[str] = []
+    for method in service.methods:
+        if method.name not in skip:
+            _fuzzer(caller, method, pools, fingerprint, outcomes, problems)()
+    return problems
+
+
+def _fuzzer(
+    caller: Caller,
+    method: MethodDescriptor,
+    pools: dict[str, list[str]],
+    fingerprint: Fingerprint | None,
+    outcomes: Counter[str],
+    problems: list[str],
+) -> Callable[[], None]:
+    """A Hypothesis test of one method; it records problems instead of raising, to count every outcome."""
+
+    @settings(
+        max_examples=EXAMPLES or CI_EXAMPLES,
+        derandomize=not EXAMPLES,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(request=message_strategy(method.input_type, pools))
+    def fuzz(request: Message) -> None:
+        before = fingerprint.take() if fingerprint else None
+        code, details = caller.call(method, request)
+        outcomes[code.name] += 1
+        shown = str(request)[:300].replace("\n", " ")
+        if code in FORBIDDEN:
+            problems.append(f"{method.name} -> {code.name} {details[:300]!r} for {shown}")
+        elif code != grpc.StatusCode.OK and fingerprint is not None:
+            after = fingerprint.take()
+            if after != before:
+                changed = sorted(name for name in after if after[name] != (before or {}).get(name))
+                problems.append(f"{method.name} -> {code.name} but wrote to {changed} for {shown}")
+
+    return fuzz
+
+
+def test_no_rpc_answers_bad_input_with_internal_or_writes_when_refusing(
+    database_url: str,
+    control_plane_factory: Factory,
+    fuzz_code_server: SpawnedCodeServer,
+    request: pytest.FixtureRequest,
+) -> None:
+    control_plane = control_plane_factory({"fuzz": fuzz_code_server.address}, database_url=database_url)
+    pools = _seed(control_plane)
+    fingerprint = Fingerprint(database_url)
+    outcomes: dict[str, Counter[str]] = {"ControlPlane": Counter(), "CodeServer": Counter()}
+    started = time.monotonic()
+    try:
+        with grpc.insecure_channel(control_plane.address) as channel:
+            problems = _fuzz_service(
+                Caller(channel, CONTROL_PLANE), CONTROL_PLANE, pools, fingerprint, outcomes["ControlPlane"]
+            )
+        with grpc.insecure_channel(fuzz_code_server.address) as channel:
+            problems += _fuzz_service(
+                Caller(channel, CODE_SERVER), CODE_SERVER, pools, None, outcomes["CodeServer"]
+            )
+    finally:
+        fingerprint.close()
+    backend = request.node.callspec.params["database_url"]
+    _report(backend, outcomes, time.monotonic() - started)
+    assert problems == [], f"{len(problems)} bad answers:\n" + "\n".join(problems[:40])
+
+
+def _report(backend: str, outcomes: dict[str, Counter[str]], seconds: float) -> None:
+    figures = {
+        "database": backend,
+        "examples_per_rpc": EXAMPLES or CI_EXAMPLES,
+        "seconds": round(seconds, 1),
+        "inputs": {service: sum(counts.values()) for service, counts in outcomes.items()},
+        "outcomes": {service: dict(sorted(counts.items())) for service, counts in outcomes.items()},
+    }
+    print(f"\nRPC fuzz on {backend}: {json.dumps(figures)}")
+    report = os.environ.get("PARTITA_FUZZ_REPORT")
+    if report:
+        with Path(report).open("a") as stream:
+            stream.write(json.dumps(figures) + "\n")
