@@ -151,3 +151,50 @@ def _assign(message: Message, field: FieldDescriptor, value: object) -> None:
         target.CopyFrom(value)
     else:
         setattr(message, field.name, value)
+
+
+def point_mutations(seed: Message, pools: Mapping[str, Sequence[str]]) -> st.SearchStrategy[Message]:
+    """``seed`` (a valid request) with one field, at any depth, replaced by a drawn (often hostile) value.
+
+    Random requests rarely get past their first check; a valid request with one bad field reaches the
+    code that the bad field could break.
+    """
+    descriptor = seed.DESCRIPTOR
+
+    def replaced(field: FieldDescriptor, value: object) -> Message:
+        copy = type(seed)()
+        copy.CopyFrom(seed)
+        copy.ClearField(field.name)
+        _assign(copy, field, value)
+        return copy
+
+    def nested(field: FieldDescriptor, inner: Message) -> Message:
+        copy = type(seed)()
+        copy.CopyFrom(seed)
+        getattr(copy, field.name).CopyFrom(inner)
+        return copy
+
+    def mutate(field: FieldDescriptor) -> st.SearchStrategy[Message]:
+        whole = _field_strategy(field, pools, 0).map(lambda value: replaced(field, value))
+        is_single_message = field.message_type is not None and not field.is_repeated
+        if is_single_message and seed.HasField(field.name) and getattr(seed, field.name).ListFields():
+            inner = point_mutations(getattr(seed, field.name), pools).map(lambda m: nested(field, m))
+            return st.one_of(whole, inner)
+        return whole
+
+    return st.sampled_from(list(descriptor.fields)).flatmap(mutate)
+
+
+def request_strategy(
+    descriptor: Descriptor, seeds: Sequence[Message], pools: Mapping[str, Sequence[str]]
+) -> st.SearchStrategy[Message]:
+    """Valid seeds as they are, seeds with one field mutated, and wholly random messages."""
+    if not descriptor.fields:
+        return st.just(message_factory.GetMessageClass(descriptor)())
+    chosen = st.sampled_from(list(seeds) or [message_factory.GetMessageClass(descriptor)()])
+    return st.one_of(
+        chosen,
+        chosen.flatmap(lambda seed: point_mutations(seed, pools)),
+        chosen.flatmap(lambda seed: point_mutations(seed, pools)),
+        message_strategy(descriptor, pools),
+    )

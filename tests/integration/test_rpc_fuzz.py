@@ -27,7 +27,9 @@ import pytest
 import sqlalchemy as sa
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import HealthCheck, given, settings
 
 from code_server.asset_key import AssetKey
@@ -44,8 +46,9 @@ from partita.controlplane.v1 import (
     partition_status_pb2,
     runs_pb2,
 )
+from partita.controlplane.v1 import sensors_schedules_pb2 as ss
 from tests.integration.conftest import wait_until
-from tests.integration.rpc_fuzz_strategies import message_strategy
+from tests.integration.rpc_fuzz_strategies import request_strategy
 from tests.unit.storage.conftest import _fresh_schema, postgres_server  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.integration
@@ -184,10 +187,109 @@ def _seed(control_plane: ControlPlane) -> dict[str, list[str]]:
     }
 
 
+def _seeds(pools: dict[str, list[str]]) -> dict[str, list[Message]]:
+    """Valid requests of each RPC (by method name), the starting points of the point mutations."""
+    backfill_id, run_id = pools["backfill_id"][0], pools["run_id"][0]
+    token = pools["page_token"][0]
+    a = asset_key_to_proto(AssetKey("a"))
+    keys = partitions_pb2.PartitionKeys(keys=["2024-01-03"])
+    key_range = partitions_pb2.PartitionKeyRange(start="2024-01-01", end="2024-01-05")
+    when = Timestamp(seconds=1_710_054_000)  # 2024-03-10T07:00Z: the spring-forward day in Chicago
+    sensor = {"location_name": "fuzz", "sensor_name": "cursor_sensor"}
+    schedule = {"location_name": "fuzz", "schedule_name": "nightly"}
+    cs = code_server_pb2
+    return {
+        "LaunchBackfill": [
+            backfills_pb2.LaunchBackfillRequest(
+                location_name="fuzz",
+                target=requests_pb2.BackfillTarget(asset_selection=[a], keys=keys),
+                tags={"team": "data"},
+                title="Fuzz",
+                description="one\ntwo",
+                dry_run=True,
+                request_id="req-1",
+            ),
+            backfills_pb2.LaunchBackfillRequest(
+                location_name="fuzz",
+                target=requests_pb2.BackfillTarget(
+                    asset_selection=[a, asset_key_to_proto(AssetKey("b"))],
+                    ranges=partitions_pb2.PartitionKeyRanges(ranges=[key_range]),
+                ),
+                limits=backfills_pb2.BackfillLimits(max_concurrent_runs=2, priority=1),
+            ),
+        ],
+        "ListBackfills": [
+            backfills_pb2.ListBackfillsRequest(
+                statuses=[backfills_pb2.BACKFILL_STATUS_COMPLETED_SUCCESS],
+                tags={"team": "data"},
+                location_name="fuzz",
+                page_size=1,
+            )
+        ],
+        **{
+            name: [getattr(backfills_pb2, f"{name}Request")(backfill_id=backfill_id)]
+            for name in ("GetBackfill", "CancelBackfill", "RetryBackfill", "PauseBackfill", "ResumeBackfill")
+        },
+        "UpdateBackfillLimits": [
+            backfills_pb2.UpdateBackfillLimitsRequest(
+                backfill_id=backfill_id, max_concurrent_runs=2, priority=1
+            )
+        ],
+        "WatchBackfill": [
+            backfills_pb2.WatchBackfillRequest(backfill_id=backfill_id, include_partition_changes=True)
+        ],
+        "ListRuns": [
+            runs_pb2.ListRunsRequest(
+                backfill_id=backfill_id,
+                location_name="fuzz",
+                page_size=1,
+                page_token=token,
+                tags={"team": "data"},
+            )
+        ],
+        "GetRun": [runs_pb2.GetRunRequest(run_id=run_id)],
+        "TerminateRun": [runs_pb2.TerminateRunRequest(run_id=run_id)],
+        "GetRunLogs": [runs_pb2.GetRunLogsRequest(run_id=run_id, after_sequence=1, follow=True)],
+        "GetAssetPartitionStatus": [
+            partition_status_pb2.GetAssetPartitionStatusRequest(
+                location_name="fuzz", asset_key=a, range=key_range, page_size=1, page_token=token
+            )
+        ],
+        "ListSensors": [ss.ListSensorsRequest(location_name="fuzz")],
+        "StartSensor": [ss.StartSensorRequest(**sensor)],
+        "StopSensor": [ss.StopSensorRequest(**sensor)],
+        "PreviewSensor": [ss.PreviewSensorRequest(**sensor, cursor="3")],
+        "ListSensorTicks": [ss.ListSensorTicksRequest(**sensor, page_size=1)],
+        "ListSchedules": [ss.ListSchedulesRequest(location_name="fuzz")],
+        "StartSchedule": [ss.StartScheduleRequest(**schedule)],
+        "StopSchedule": [ss.StopScheduleRequest(**schedule)],
+        "PreviewSchedule": [ss.PreviewScheduleRequest(**schedule, scheduled_execution_time=when)],
+        "ListScheduleTicks": [ss.ListScheduleTicksRequest(**schedule, page_size=1)],
+        "GetPartitionKeys": [
+            cs.GetPartitionKeysRequest(asset_key=a, range=key_range),
+            cs.GetPartitionKeysRequest(asset_key=a, as_of=when),
+        ],
+        "EvaluateSensor": [
+            cs.EvaluateSensorRequest(
+                sensor_name="cursor_sensor",
+                cursor="3",
+                last_tick_completion_time=when,
+                timeout=Duration(seconds=5),
+            )
+        ],
+        "EvaluateSchedule": [
+            cs.EvaluateScheduleRequest(
+                schedule_name="nightly", scheduled_execution_time=when, timeout=Duration(seconds=5)
+            )
+        ],
+    }
+
+
 def _fuzz_service(
     caller: Caller,
     service: ServiceDescriptor,
     pools: dict[str, list[str]],
+    seeds: dict[str, list[Message]],
     fingerprint: Fingerprint | None,
     outcomes: Counter[str],
     skip: frozenset[str] = frozenset(),
@@ -196,7 +298,7 @@ def _fuzz_service(
     problems: list[str] = []
     for method in service.methods:
         if method.name not in skip:
-            _fuzzer(caller, method, pools, fingerprint, outcomes, problems)()
+            _fuzzer(caller, method, pools, seeds.get(method.name, []), fingerprint, outcomes, problems)()
     return problems
 
 
@@ -204,6 +306,7 @@ def _fuzzer(
     caller: Caller,
     method: MethodDescriptor,
     pools: dict[str, list[str]],
+    seeds: list[Message],
     fingerprint: Fingerprint | None,
     outcomes: Counter[str],
     problems: list[str],
@@ -217,11 +320,13 @@ def _fuzzer(
         deadline=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(request=message_strategy(method.input_type, pools))
+    @given(request=request_strategy(method.input_type, seeds, pools))
     def fuzz(request: Message) -> None:
         before = fingerprint.take() if fingerprint else None
         code, details = caller.call(method, request)
         outcomes[code.name] += 1
+        if os.environ.get("PARTITA_FUZZ_DEBUG"):
+            print(method.name, code.name, details[:90].replace("\n", " "))
         shown = str(request)[:300].replace("\n", " ")
         if code in FORBIDDEN:
             problems.append(f"{method.name} -> {code.name} {details[:300]!r} for {shown}")
@@ -242,17 +347,23 @@ def test_no_rpc_answers_bad_input_with_internal_or_writes_when_refusing(
 ) -> None:
     control_plane = control_plane_factory({"fuzz": fuzz_code_server.address}, database_url=database_url)
     pools = _seed(control_plane)
+    seeds = _seeds(pools)
     fingerprint = Fingerprint(database_url)
     outcomes: dict[str, Counter[str]] = {"ControlPlane": Counter(), "CodeServer": Counter()}
     started = time.monotonic()
     try:
         with grpc.insecure_channel(control_plane.address) as channel:
             problems = _fuzz_service(
-                Caller(channel, CONTROL_PLANE), CONTROL_PLANE, pools, fingerprint, outcomes["ControlPlane"]
+                Caller(channel, CONTROL_PLANE),
+                CONTROL_PLANE,
+                pools,
+                seeds,
+                fingerprint,
+                outcomes["ControlPlane"],
             )
         with grpc.insecure_channel(fuzz_code_server.address) as channel:
             problems += _fuzz_service(
-                Caller(channel, CODE_SERVER), CODE_SERVER, pools, None, outcomes["CodeServer"]
+                Caller(channel, CODE_SERVER), CODE_SERVER, pools, seeds, None, outcomes["CodeServer"]
             )
     finally:
         fingerprint.close()
