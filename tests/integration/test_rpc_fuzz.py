@@ -7,7 +7,7 @@ on any change to the database by a request that was refused: every table's rows 
 before and after each call. The control plane's daemons are stopped once it has run a seed backfill, so
 nothing but the fuzzed call writes while it is checked.
 
-CI runs a few examples per RPC with a fixed seed (about 30 s per database); ``make fuzz`` runs many more
+CI runs 100 examples per RPC with a fixed seed (about 10 s on SQLite, 20 s on PostgreSQL); ``make fuzz`` runs many more
 (``PARTITA_FUZZ_EXAMPLES`` per RPC, random). Outcome counts per status code are printed at the end, and
 appended as JSON to ``PARTITA_FUZZ_REPORT`` when set.
 """
@@ -56,7 +56,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 #: Examples per RPC: a handful in CI (fixed seed), many more from ``make fuzz``.
 EXAMPLES = int(os.environ.get("PARTITA_FUZZ_EXAMPLES", "0"))
-CI_EXAMPLES = 30
+CI_EXAMPLES = 100
 FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.UNAVAILABLE}
 CALL_TIMEOUT = 20.0
 
@@ -88,16 +88,27 @@ class Fingerprint:
     """Every row of every Partita table, hashed: equal before and after a call iff it wrote nothing."""
 
     def __init__(self, url: str) -> None:
-        self._engine = sa.create_engine(url, poolclass=sa.NullPool)
+        self._engine = sa.create_engine(url, pool_size=1)
         self._tables = list(metadata.sorted_tables)
 
     def take(self) -> dict[str, tuple[int, str]]:
-        found: dict[str, tuple[int, str]] = {}
         with self._engine.connect() as connection:
+            if self._engine.dialect.name == "postgresql":
+                return self._on_postgres(connection)
+            found: dict[str, tuple[int, str]] = {}
             for table in self._tables:
                 rows = sorted(repr(tuple(row)) for row in connection.execute(sa.select(table)))
                 found[table.name] = (len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest())
-        return found
+            return found
+
+    def _on_postgres(self, connection: sa.Connection) -> dict[str, tuple[int, str]]:
+        # One round trip for every table: the server hashes each table's rows, in a stable order.
+        query = " UNION ALL ".join(
+            f"SELECT '{table.name}', count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) "
+            f'FROM "{table.name}" t'
+            for table in self._tables
+        )
+        return {name: (count, digest) for name, count, digest in connection.execute(sa.text(query))}
 
     def close(self) -> None:
         self._engine.dispose()
