@@ -14,6 +14,7 @@ appended as JSON to ``PARTITA_FUZZ_REPORT`` when set.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -38,7 +39,7 @@ from code_server.wire.assets import asset_key_to_proto
 from control_plane.app import ControlPlane
 from control_plane.storage.schema import metadata
 from partita.codeserver.v1 import code_server_pb2
-from partita.common.v1 import partitions_pb2, requests_pb2
+from partita.common.v1 import assets_pb2, partitions_pb2, requests_pb2
 from partita.controlplane.v1 import (
     backfills_pb2,
     control_plane_pb2,
@@ -396,3 +397,56 @@ def _report(backend: str, outcomes: dict[str, Counter[str]], seconds: float) -> 
     if report:
         with Path(report).open("a") as stream:
             stream.write(json.dumps(figures) + "\n")
+
+
+def _offset_token(digits: str) -> str:
+    return base64.urlsafe_b64encode(f"p1|offset|{digits}".encode()).decode().rstrip("=")
+
+
+_A = asset_key_to_proto(AssetKey("a"))
+#: The inputs issue 11 found answered INTERNAL or UNKNOWN, with the start of the answer each must get now.
+ISSUE_EXAMPLES: list[tuple[str, str, Message, str]] = [
+    ("ControlPlane", "GetBackfill", backfills_pb2.GetBackfillRequest(backfill_id="b\x00"), "backfill_id: contains a control character (U+0000); remove it."),
+    ("ControlPlane", "ListRuns", runs_pb2.ListRunsRequest(tags={"x": "\x00"}), "tags['x']: contains a control character (U+0000)"),
+    ("ControlPlane", "ListBackfills", backfills_pb2.ListBackfillsRequest(tags={"t\x00": "v"}), "tags key 't\\x00': contains"),
+    ("ControlPlane", "ListBackfills", backfills_pb2.ListBackfillsRequest(location_name=""), "location_name: set but empty"),
+    ("ControlPlane", "LaunchBackfill", backfills_pb2.LaunchBackfillRequest(location_name="fuzz", title="t\x00", target=requests_pb2.BackfillTarget(asset_selection=[_A], keys=partitions_pb2.PartitionKeys(keys=["2024-01-02"]))), "title: contains a control character (U+0000)"),
+    ("ControlPlane", "LaunchBackfill", backfills_pb2.LaunchBackfillRequest(location_name="fuzz", request_id="r\x00", target=requests_pb2.BackfillTarget(asset_selection=[_A], keys=partitions_pb2.PartitionKeys(keys=["2024-01-02"]))), "request_id: contains a control character (U+0000)"),
+    ("ControlPlane", "LaunchBackfill", backfills_pb2.LaunchBackfillRequest(location_name="fuzz", target=requests_pb2.BackfillTarget(asset_selection=[_A], keys=partitions_pb2.PartitionKeys(keys=["2024-01-02\x00"]))), "target.keys.keys[0]: contains a control character (U+0000)"),
+    ("ControlPlane", "PreviewSchedule", ss.PreviewScheduleRequest(location_name="fuzz", schedule_name="nightly", scheduled_execution_time=Timestamp(seconds=-62_135_596_801)), "scheduled_execution_time: seconds=-62135596801 is outside"),
+    ("ControlPlane", "PreviewSchedule", ss.PreviewScheduleRequest(location_name="fuzz", schedule_name="nightly", scheduled_execution_time=Timestamp(seconds=1_710_054_000, nanos=-1)), "scheduled_execution_time: nanos=-1 is outside"),
+    ("ControlPlane", "GetAssetPartitionStatus", partition_status_pb2.GetAssetPartitionStatusRequest(location_name="fuzz", asset_key=_A, page_token="b2Zmc2V0OsKy"), "page_token 'b2Zmc2V0OsKy' is not one this server issued"),
+    ("ControlPlane", "GetAssetPartitionStatus", partition_status_pb2.GetAssetPartitionStatusRequest(location_name="fuzz", asset_key=_A, page_token=_offset_token("9" * 5000)), "page_token"),
+    ("CodeServer", "GetPartitionKeys", code_server_pb2.GetPartitionKeysRequest(asset_key=assets_pb2.AssetKey(path=["a b"])), "asset_key: Invalid asset key part 'a b'"),
+    ("CodeServer", "GetPartitionKeys", code_server_pb2.GetPartitionKeysRequest(asset_key=_A, as_of=Timestamp(seconds=2**62)), "as_of: seconds=4611686018427387904 is outside"),
+    ("CodeServer", "EvaluateSensor", code_server_pb2.EvaluateSensorRequest(sensor_name="cursor_sensor", timeout=Duration(seconds=2**62)), "timeout: seconds=4611686018427387904 is outside"),
+    ("CodeServer", "EvaluateSensor", code_server_pb2.EvaluateSensorRequest(sensor_name="cursor_sensor", timeout=Duration(seconds=7200)), "timeout: 7200s is outside 0..3600s"),
+]  # fmt: skip
+
+
+def test_the_issues_inputs_are_invalid_argument_naming_the_field_and_write_nothing(
+    database_url: str, control_plane_factory: Factory, fuzz_code_server: SpawnedCodeServer
+) -> None:
+    control_plane = control_plane_factory({"fuzz": fuzz_code_server.address}, database_url=database_url)
+    control_plane.automation_loop.stop()
+    control_plane.daemon.stop()
+    fingerprint = Fingerprint(database_url)
+    answers = []
+    try:
+        before = fingerprint.take()
+        with (
+            grpc.insecure_channel(control_plane.address) as to_control_plane,
+            grpc.insecure_channel(fuzz_code_server.address) as to_code_server,
+        ):
+            callers = {
+                "ControlPlane": (Caller(to_control_plane, CONTROL_PLANE), CONTROL_PLANE),
+                "CodeServer": (Caller(to_code_server, CODE_SERVER), CODE_SERVER),
+            }
+            for service_name, rpc, request, _ in ISSUE_EXAMPLES:
+                caller, service = callers[service_name]
+                answers.append(caller.call(service.methods_by_name[rpc], request))
+        assert fingerprint.take() == before
+    finally:
+        fingerprint.close()
+    for (_, rpc, _, expected), (code, details) in zip(ISSUE_EXAMPLES, answers, strict=True):
+        assert (rpc, code, details[: len(expected)]) == (rpc, grpc.StatusCode.INVALID_ARGUMENT, expected)
