@@ -45,6 +45,9 @@ FREE_TEXT = TextRule(65_536, frozenset("\t\n\r"))
 #: A sensor's cursor is user data (often JSON) the control plane hands back to the sensor.
 CURSOR = TextRule(1_048_576, frozenset("\t\n\r"))
 
+#: Items of one repeated field or map: far more than any request needs, far fewer than would stall a server.
+MAX_ITEMS = 100_000
+
 _RULE_BY_FIELD_NAME = {"description": FREE_TEXT, "cursor": CURSOR}
 #: C0, DEL and C1 (Unicode category Cc).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -67,6 +70,10 @@ def check_message(message: Message, path: str = "") -> None:
     """
     for field, value in message.ListFields():
         field_path = f"{path}.{field.name}" if path else field.name
+        if field.is_repeated and len(value) > MAX_ITEMS:
+            raise InvalidField(
+                field_path, f"{len(value):,} items, more than the {MAX_ITEMS:,} allowed; split the request."
+            )
         if _is_map(field):
             _check_map(field, value, field_path)
         elif field.is_repeated:

@@ -253,3 +253,9 @@ def test_tokens_round_trip() -> None:
     at = datetime(2024, 3, 10, 8, 0, 0, 123456, tzinfo=UTC)
     cursor = decode_page_token(encode_page_token(at, "run-1|x"))
     assert cursor is not None and (cursor.at, cursor.id) == (at, "run-1|x")
+
+
+def test_repeated_fields_are_bounded() -> None:
+    keys = partitions_pb2.PartitionKeys(keys=["k"] * 100_001)
+    with pytest.raises(BadRequest, match=r"^target\.keys\.keys: 100,001 items, more than the 100,000 allowed"):
+        check_request(backfills_pb2.LaunchBackfillRequest(target=requests_pb2.BackfillTarget(keys=keys)))
