@@ -257,5 +257,7 @@ def test_tokens_round_trip() -> None:
 
 def test_repeated_fields_are_bounded() -> None:
     keys = partitions_pb2.PartitionKeys(keys=["k"] * 100_001)
-    with pytest.raises(BadRequest, match=r"^target\.keys\.keys: 100,001 items, more than the 100,000 allowed"):
+    with pytest.raises(
+        BadRequest, match=r"^target\.keys\.keys: 100,001 items, more than the 100,000 allowed"
+    ):
         check_request(backfills_pb2.LaunchBackfillRequest(target=requests_pb2.BackfillTarget(keys=keys)))
