@@ -1,7 +1,8 @@
 """The ``partita.codeserver.v1.CodeServer`` service.
 
 Infrastructure problems are gRPC status codes (NOT_FOUND for an unknown sensor, INVALID_ARGUMENT for
-a key that is not a partition); problems in the user's code are typed ``UserCodeError`` results.
+a key that is not a partition or any malformed field, which ``code_server.server.validation`` checks
+first); problems in the user's code are typed ``UserCodeError`` results.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """``partita.controlplane.v1.ControlPlane``: the public API, a thin translation over ``ControlPlaneService``.
 
-Each RPC converts its request, calls one service method and converts the answer; errors become
-status codes through ``control_plane.api.status``, and list RPCs page through ``control_plane.api.paging``.
+Each RPC checks its request (``control_plane.api.validation``: bad input is INVALID_ARGUMENT naming
+the field, before anything is read or written), converts it, calls one service method and converts the
+answer; errors become status codes through ``control_plane.api.status``, and list RPCs page through
+``control_plane.api.paging``.
 """
 
 from __future__ import annotations
