@@ -13,7 +13,7 @@ from typing import NoReturn
 import grpc
 from google.protobuf.message import Message
 
-from code_server.wire.validation import InvalidField, check_message
+from code_server.wire.validation import InvalidField, check_local_instant, check_message
 from partita.codeserver.v1 import code_server_pb2 as pb
 
 #: The longest evaluation a caller may ask for; a sensor that needs more should keep a cursor instead.
@@ -29,7 +29,18 @@ def check_request(request: Message, context: grpc.ServicerContext) -> None:
         _invalid(context, str(error))
 
 
+#: Instants that user code or a partitions definition sees in a time zone, by request type.
+_LOCAL_INSTANTS = {
+    pb.GetPartitionKeysRequest: "as_of",
+    pb.EvaluateSensorRequest: "last_tick_completion_time",
+    pb.EvaluateScheduleRequest: "scheduled_execution_time",
+}
+
+
 def _check_specifics(request: Message) -> None:
+    instant = _LOCAL_INSTANTS.get(type(request))
+    if instant is not None and request.HasField(instant):
+        check_local_instant(getattr(request, instant), instant)
     if isinstance(request, pb.GetPartitionKeysRequest) and not request.HasField("asset_key"):
         raise InvalidField("asset_key", "is required: name the asset whose partition keys to list.")
     if isinstance(request, pb.EvaluateSensorRequest | pb.EvaluateScheduleRequest) and request.HasField(

@@ -26,6 +26,8 @@ MAX_TIMESTAMP_SECONDS = 253_402_300_799
 #: ``google.protobuf.Duration``'s documented range: about +-10,000 years.
 MAX_DURATION_SECONDS = 315_576_000_000
 MAX_NANOS = 999_999_999
+#: A day inside that range: an instant that user code sees in a time zone must exist in every zone.
+_DAY = 86_400
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,23 @@ def check_asset_key(path_parts: list[str], path: str) -> None:
         AssetKey(path_parts)
     except DefinitionError as error:
         raise InvalidField(path, str(error)) from error
+
+
+def check_local_instant(message: Message, path: str) -> None:
+    """Raise ``InvalidField`` unless a ``Timestamp`` is at least a day inside protobuf's range.
+
+    0001-01-01T00:00Z is valid on the wire but is year 0 in Chicago, which ``datetime`` cannot hold:
+    instants that are converted to a time zone (a schedule's tick, a sensor's last tick, ``as_of``)
+    need the margin.
+    """
+    _check_timestamp(message, path)
+    seconds = message.seconds  # type: ignore[attr-defined]
+    if not MIN_TIMESTAMP_SECONDS + _DAY <= seconds <= MAX_TIMESTAMP_SECONDS - _DAY:
+        raise InvalidField(
+            path,
+            f"seconds={seconds} is within a day of the ends of 0001-01-01..9999-12-31, where a time zone "
+            "can push it out of the calendar; send an instant between 0001-01-02 and 9999-12-30.",
+        )
 
 
 def shown(key: str) -> str:

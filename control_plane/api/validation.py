@@ -24,6 +24,12 @@ _FILTER_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Instants the code server will see in a time zone: they need a day's margin inside protobuf's range.
+_LOCAL_INSTANTS = {
+    sensors_schedules_pb2.PreviewScheduleRequest.DESCRIPTOR.full_name: "scheduled_execution_time"
+}
+
+
 def check_message(message: Message, path: str = "") -> None:
     """Raise ``BadRequest`` naming the first malformed field of ``message`` (under ``path``, e.g. ``events[3]``)."""
     try:
@@ -35,6 +41,12 @@ def check_message(message: Message, path: str = "") -> None:
 def check_request(request: Message) -> None:
     """Raise ``BadRequest`` for a malformed request of the ``ControlPlane`` service, before any work."""
     check_message(request)
+    instant = _LOCAL_INSTANTS.get(request.DESCRIPTOR.full_name)
+    if instant is not None and request.HasField(instant):
+        try:
+            wire.check_local_instant(getattr(request, instant), instant)
+        except wire.InvalidField as error:
+            raise BadRequest(str(error)) from error
     for name in _FILTER_FIELDS.get(request.DESCRIPTOR.full_name, ()):
         if request.HasField(name) and not getattr(request, name):
             raise BadRequest(

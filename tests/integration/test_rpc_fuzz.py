@@ -415,6 +415,10 @@ ISSUE_EXAMPLES: list[tuple[str, str, Message, str]] = [
     ("ControlPlane", "LaunchBackfill", backfills_pb2.LaunchBackfillRequest(location_name="fuzz", target=requests_pb2.BackfillTarget(asset_selection=[_A], keys=partitions_pb2.PartitionKeys(keys=["2024-01-02\x00"]))), "target.keys.keys[0]: contains a control character (U+0000)"),
     ("ControlPlane", "PreviewSchedule", ss.PreviewScheduleRequest(location_name="fuzz", schedule_name="nightly", scheduled_execution_time=Timestamp(seconds=-62_135_596_801)), "scheduled_execution_time: seconds=-62135596801 is outside"),
     ("ControlPlane", "PreviewSchedule", ss.PreviewScheduleRequest(location_name="fuzz", schedule_name="nightly", scheduled_execution_time=Timestamp(seconds=1_710_054_000, nanos=-1)), "scheduled_execution_time: nanos=-1 is outside"),
+    # Valid on the wire, but year 0 in Chicago: found by ``make fuzz`` (1,000 examples per RPC).
+    ("ControlPlane", "PreviewSchedule", ss.PreviewScheduleRequest(location_name="fuzz", schedule_name="nightly", scheduled_execution_time=Timestamp(seconds=-62_135_596_800)), "scheduled_execution_time: seconds=-62135596800 is within a day of the ends"),
+    ("CodeServer", "EvaluateSchedule", code_server_pb2.EvaluateScheduleRequest(schedule_name="nightly", scheduled_execution_time=Timestamp(seconds=-62_135_596_800)), "scheduled_execution_time: seconds=-62135596800 is within a day"),
+    ("CodeServer", "GetPartitionKeys", code_server_pb2.GetPartitionKeysRequest(asset_key=_A, as_of=Timestamp(seconds=253_402_300_799)), "as_of: seconds=253402300799 is within a day"),
     ("ControlPlane", "GetAssetPartitionStatus", partition_status_pb2.GetAssetPartitionStatusRequest(location_name="fuzz", asset_key=_A, page_token="b2Zmc2V0OsKy"), "page_token 'b2Zmc2V0OsKy' is not one this server issued"),
     ("ControlPlane", "GetAssetPartitionStatus", partition_status_pb2.GetAssetPartitionStatusRequest(location_name="fuzz", asset_key=_A, page_token=_offset_token("9" * 5000)), "page_token"),
     ("CodeServer", "GetPartitionKeys", code_server_pb2.GetPartitionKeysRequest(asset_key=assets_pb2.AssetKey(path=["a b"])), "asset_key: Invalid asset key part 'a b'"),

@@ -164,8 +164,8 @@ def test_timestamps_outside_protobufs_range_are_refused(seconds: int, nanos: int
 
 def test_the_ends_of_the_timestamp_range_are_accepted() -> None:
     for seconds, nanos in ((-62_135_596_800, 0), (253_402_300_799, 999_999_999)):
-        check_request(
-            sensors_schedules_pb2.PreviewScheduleRequest(
+        check_wire_message(
+            code_server_pb2.EvaluateScheduleRequest(
                 scheduled_execution_time=Timestamp(seconds=seconds, nanos=nanos)
             )
         )
@@ -261,3 +261,15 @@ def test_repeated_fields_are_bounded() -> None:
         BadRequest, match=r"^target\.keys\.keys: 100,001 items, more than the 100,000 allowed"
     ):
         check_request(backfills_pb2.LaunchBackfillRequest(target=requests_pb2.BackfillTarget(keys=keys)))
+
+
+def test_instants_seen_in_a_time_zone_need_a_day_inside_the_range() -> None:
+    year_one = Timestamp(seconds=-62_135_596_800)
+    check_request(sensors_schedules_pb2.ListSchedulesRequest())
+    with pytest.raises(BadRequest, match=r"^scheduled_execution_time: seconds=-62135596800 is within a day"):
+        check_request(sensors_schedules_pb2.PreviewScheduleRequest(scheduled_execution_time=year_one))
+    check_request(
+        sensors_schedules_pb2.PreviewScheduleRequest(
+            scheduled_execution_time=Timestamp(seconds=-62_135_596_800 + 86_400)
+        )
+    )
