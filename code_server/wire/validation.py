@@ -50,9 +50,19 @@ CURSOR = TextRule(1_048_576, frozenset("\t\n\r"))
 #: Items of one repeated field or map: far more than any request needs, far fewer than would stall a server.
 MAX_ITEMS = 100_000
 
-_RULE_BY_FIELD_NAME = {"description": FREE_TEXT, "cursor": CURSOR}
 #: C0, DEL and C1 (Unicode category Cc).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: What user code raised, as it raised it: tracebacks are long and may quote anything (colour codes,
+#: bytes); only NUL, which PostgreSQL cannot store in text, is refused.
+USER_TEXT = TextRule(1_048_576, frozenset(chr(c) for c in (*range(0x01, 0x20), *range(0x7F, 0xA0))))
+
+_RULE_BY_FIELD_NAME = {"description": FREE_TEXT, "cursor": CURSOR}
+_RULE_BY_FIELD = {
+    "partita.common.v1.UserCodeError.message": USER_TEXT,
+    "partita.common.v1.UserCodeError.traceback": USER_TEXT,
+    "partita.common.v1.StackFrame.line": USER_TEXT,
+    "partita.common.v1.StackFrame.filename": TAG_VALUE,
+}
 _SHOWN_KEY_LENGTH = 40
 
 
@@ -156,7 +166,7 @@ def _check_map(field: FieldDescriptor, entries: object, path: str) -> None:
 def _check_value(field: FieldDescriptor, value: object, path: str, rule: TextRule | None = None) -> None:
     if field.type == FieldDescriptor.TYPE_STRING:
         assert isinstance(value, str)
-        check_text(value, path, rule or _RULE_BY_FIELD_NAME.get(field.name, NAME))
+        check_text(value, path, rule or _rule(field))
     elif field.type == FieldDescriptor.TYPE_ENUM:
         enum = field.enum_type
         assert enum is not None
@@ -166,6 +176,10 @@ def _check_value(field: FieldDescriptor, value: object, path: str, rule: TextRul
     elif field.type == FieldDescriptor.TYPE_MESSAGE:
         assert isinstance(value, Message)
         _check_submessage(value, path)
+
+
+def _rule(field: FieldDescriptor) -> TextRule:
+    return _RULE_BY_FIELD.get(field.full_name) or _RULE_BY_FIELD_NAME.get(field.name, NAME)
 
 
 def _check_submessage(message: Message, path: str) -> None:

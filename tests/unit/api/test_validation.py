@@ -273,3 +273,19 @@ def test_instants_seen_in_a_time_zone_need_a_day_inside_the_range() -> None:
             scheduled_execution_time=Timestamp(seconds=-62_135_596_800 + 86_400)
         )
     )
+
+
+def test_what_user_code_raised_may_quote_anything_but_nul() -> None:
+    """For the run reporter's per-event checks: a traceback is long and may hold colour codes."""
+    from partita.common.v1 import errors_pb2
+    from partita.controlplane.v1 import run_events_pb2
+
+    error = errors_pb2.UserCodeError(message="\x1b[31mboom\x1b[0m\n", traceback="Traceback\n  line\n" * 5000)
+    event = run_events_pb2.RunEvent(run_id="r", run_finished=run_events_pb2.RunFinished(error=error))
+    check_message(event, "events[2]")
+    event.run_finished.error.traceback += "\x00"
+    with pytest.raises(
+        BadRequest,
+        match=r"^events\[2\]\.run_finished\.error\.traceback: contains a control character \(U\+0000\)",
+    ):
+        check_message(event, "events[2]")
