@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck protos check-protos bench chaos clean
+.PHONY: demo test lint typecheck protos check-protos bench chaos fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ protos: $(STAMP)
 
 check-protos: $(STAMP)
 	$(PY) scripts/gen_protos.py --check
+
+## The RPC fuzz with many more random inputs (PARTITA_FUZZ_EXAMPLES per RPC) on SQLite and PostgreSQL;
+## figures per database are appended to PARTITA_FUZZ_REPORT (default .partita/fuzz-report.jsonl).
+PARTITA_FUZZ_EXAMPLES ?= 2000
+fuzz: $(STAMP)
+	mkdir -p .partita
+	PARTITA_FUZZ_EXAMPLES=$(PARTITA_FUZZ_EXAMPLES) \
+	PARTITA_FUZZ_REPORT=$${PARTITA_FUZZ_REPORT:-.partita/fuzz-report.jsonl} \
+	PARTITA_TEST_POSTGRES_URL=$${PARTITA_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
+	$(PY) -m pytest -p no:cacheprovider -q -s -o timeout=0 tests/integration/test_rpc_fuzz.py
 
 ## Every benchmark, printing its figures beside the targets (PostgreSQL cases need the local server).
 bench: $(STAMP)

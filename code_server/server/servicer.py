@@ -1,7 +1,8 @@
 """The ``partita.codeserver.v1.CodeServer`` service.
 
 Infrastructure problems are gRPC status codes (NOT_FOUND for an unknown sensor, INVALID_ARGUMENT for
-a key that is not a partition); problems in the user's code are typed ``UserCodeError`` results.
+a key that is not a partition or any malformed field, which ``code_server.server.validation`` checks
+first); problems in the user's code are typed ``UserCodeError`` results.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from code_server.evaluation import TickEvaluation, evaluate_schedule, evaluate_s
 from code_server.schedules import ScheduleEvaluationContext
 from code_server.sensors import SensorEvaluationContext
 from code_server.server.location import LoadedLocation
+from code_server.server.validation import check_request
 from code_server.wire.assets import asset_key_from_proto
 from code_server.wire.automation import (
     schedule_result_to_proto,
@@ -50,15 +52,18 @@ class CodeServerServicer(code_server_pb2_grpc.CodeServerServicer):
     def GetServerInfo(
         self, request: pb.GetServerInfoRequest, context: grpc.ServicerContext
     ) -> pb.GetServerInfoResponse:
+        check_request(request, context)
         return pb.GetServerInfoResponse(server_info=self._location.server_info())
 
     def Reload(self, request: pb.ReloadRequest, context: grpc.ServicerContext) -> pb.ReloadResponse:
+        check_request(request, context)
         self._location.reload()
         return pb.ReloadResponse(server_info=self._location.server_info())
 
     def ListDefinitions(
         self, request: pb.ListDefinitionsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.ListDefinitionsResponse]:
+        check_request(request, context)
         snapshot = self._location.snapshot
         if snapshot is None:
             yield pb.ListDefinitionsResponse(load_error=self._location.load_error)
@@ -78,6 +83,7 @@ class CodeServerServicer(code_server_pb2_grpc.CodeServerServicer):
     def GetPartitionKeys(
         self, request: pb.GetPartitionKeysRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.GetPartitionKeysResponse]:
+        check_request(request, context)
         snapshot = self._location.snapshot
         if snapshot is None:
             yield pb.GetPartitionKeysResponse(load_error=self._location.load_error)
@@ -109,6 +115,7 @@ class CodeServerServicer(code_server_pb2_grpc.CodeServerServicer):
     def EvaluateSensor(
         self, request: pb.EvaluateSensorRequest, context: grpc.ServicerContext
     ) -> pb.EvaluateSensorResponse:
+        check_request(request, context)
         snapshot = self._location.snapshot
         if snapshot is None:
             return pb.EvaluateSensorResponse(error=self._location.load_error)
@@ -137,6 +144,7 @@ class CodeServerServicer(code_server_pb2_grpc.CodeServerServicer):
     def EvaluateSchedule(
         self, request: pb.EvaluateScheduleRequest, context: grpc.ServicerContext
     ) -> pb.EvaluateScheduleResponse:
+        check_request(request, context)
         snapshot = self._location.snapshot
         if snapshot is None:
             return pb.EvaluateScheduleResponse(error=self._location.load_error)

@@ -1,7 +1,9 @@
 """``partita.controlplane.v1.ControlPlane``: the public API, a thin translation over ``ControlPlaneService``.
 
-Each RPC converts its request, calls one service method and converts the answer; errors become
-status codes through ``control_plane.api.status``, and list RPCs page through ``control_plane.api.paging``.
+Each RPC checks its request (``control_plane.api.validation``: bad input is INVALID_ARGUMENT naming
+the field, before anything is read or written), converts it, calls one service method and converts the
+answer; errors become status codes through ``control_plane.api.status``, and list RPCs page through
+``control_plane.api.paging``.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from control_plane.api.stream_hubs import (
     OpenStreams,
     RunLogHub,
 )
+from control_plane.api.validation import check_request
 from control_plane.automation import AutomationDaemon, AutomationService
 from control_plane.records import PartitionSpan
 from control_plane.service import ControlPlaneService
@@ -133,6 +136,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: backfills_pb2.LaunchBackfillRequest, context: grpc.ServicerContext
     ) -> backfills_pb2.LaunchBackfillResponse:
         with StatusOnError(context, "LaunchBackfill"):
+            check_request(request)
             spec, options = parsed(lambda: launch_request_from_proto(request))
             launched = self._service.launch_backfill(spec, options)
             if isinstance(launched, BackfillPlanView):
@@ -143,6 +147,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: backfills_pb2.GetBackfillRequest, context: grpc.ServicerContext
     ) -> backfills_pb2.GetBackfillResponse:
         with StatusOnError(context, "GetBackfill"):
+            check_request(request)
             view = self._service.get_backfill(required(request.backfill_id, "backfill_id"))
             return backfills_pb2.GetBackfillResponse(backfill=backfill_to_proto(view))
 
@@ -150,6 +155,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: backfills_pb2.ListBackfillsRequest, context: grpc.ServicerContext
     ) -> backfills_pb2.ListBackfillsResponse:
         with StatusOnError(context, "ListBackfills"):
+            check_request(request)
             size = page_size(request.page_size)
             statuses = parsed(lambda: [backfill_status_from_proto(s) for s in request.statuses])
             views = self._service.list_backfills(
@@ -168,6 +174,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: backfills_pb2.CancelBackfillRequest, context: grpc.ServicerContext
     ) -> backfills_pb2.CancelBackfillResponse:
         with StatusOnError(context, "CancelBackfill"):
+            check_request(request)
             view = self._service.cancel_backfill(required(request.backfill_id, "backfill_id"))
             return backfills_pb2.CancelBackfillResponse(backfill=backfill_to_proto(view))
 
@@ -175,6 +182,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: backfills_pb2.RetryBackfillRequest, context: grpc.ServicerContext
     ) -> backfills_pb2.RetryBackfillResponse:
         with StatusOnError(context, "RetryBackfill"):
+            check_request(request)
             view, requeued = self._service.retry_backfill(required(request.backfill_id, "backfill_id"))
             return backfills_pb2.RetryBackfillResponse(
                 backfill=backfill_to_proto(view), requeued_partition_count=requeued
@@ -184,6 +192,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: backfills_pb2.PauseBackfillRequest, context: grpc.ServicerContext
     ) -> backfills_pb2.PauseBackfillResponse:
         with StatusOnError(context, "PauseBackfill"):
+            check_request(request)
             view = self._service.pause_backfill(required(request.backfill_id, "backfill_id"))
             return backfills_pb2.PauseBackfillResponse(backfill=backfill_to_proto(view))
 
@@ -191,6 +200,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: backfills_pb2.ResumeBackfillRequest, context: grpc.ServicerContext
     ) -> backfills_pb2.ResumeBackfillResponse:
         with StatusOnError(context, "ResumeBackfill"):
+            check_request(request)
             view = self._service.resume_backfill(required(request.backfill_id, "backfill_id"))
             return backfills_pb2.ResumeBackfillResponse(backfill=backfill_to_proto(view))
 
@@ -198,6 +208,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: backfills_pb2.UpdateBackfillLimitsRequest, context: grpc.ServicerContext
     ) -> backfills_pb2.UpdateBackfillLimitsResponse:
         with StatusOnError(context, "UpdateBackfillLimits"):
+            check_request(request)
             backfill_id = required(request.backfill_id, "backfill_id")
             limit = request.max_concurrent_runs if request.HasField("max_concurrent_runs") else None
             if limit is not None and limit < 0:
@@ -216,6 +227,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
             try:
                 if not admitted:
                     raise self._streams.exhausted()
+                check_request(request)
                 backfill_id = required(request.backfill_id, "backfill_id")
                 updates = self._watch_hub.watch(backfill_id, with_changes=request.include_partition_changes)
                 async for update in updates:
@@ -229,6 +241,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: runs_pb2.ListRunsRequest, context: grpc.ServicerContext
     ) -> runs_pb2.ListRunsResponse:
         with StatusOnError(context, "ListRuns"):
+            check_request(request)
             size = page_size(request.page_size)
             backfill_id = request.backfill_id if request.HasField("backfill_id") else None
             runs = self._service.list_runs(
@@ -247,6 +260,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: runs_pb2.GetRunRequest, context: grpc.ServicerContext
     ) -> runs_pb2.GetRunResponse:
         with StatusOnError(context, "GetRun"):
+            check_request(request)
             run = self._service.get_run(required(request.run_id, "run_id"))
             return runs_pb2.GetRunResponse(run=run_to_proto(run))
 
@@ -254,6 +268,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: runs_pb2.TerminateRunRequest, context: grpc.ServicerContext
     ) -> runs_pb2.TerminateRunResponse:
         with StatusOnError(context, "TerminateRun"):
+            check_request(request)
             run = self._service.terminate_run(required(request.run_id, "run_id"))
             return runs_pb2.TerminateRunResponse(run=run_to_proto(run))
 
@@ -264,6 +279,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
             try:
                 if not admitted:
                     raise self._streams.exhausted()
+                check_request(request)
                 run_id = required(request.run_id, "run_id")
                 if request.after_sequence < 0:
                     raise BadRequest(f"after_sequence must be 0 or more, not {request.after_sequence}.")
@@ -279,6 +295,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: partition_status_pb2.GetAssetPartitionStatusRequest, context: grpc.ServicerContext
     ) -> partition_status_pb2.GetAssetPartitionStatusResponse:
         with StatusOnError(context, "GetAssetPartitionStatus"):
+            check_request(request)
             if not request.HasField("asset_key") or not request.asset_key.path:
                 raise BadRequest("asset_key is required.")
             asset_key = parsed(lambda: asset_key_from_proto(request.asset_key))
@@ -317,6 +334,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request: code_locations_pb2.ListCodeLocationsRequest, context: grpc.ServicerContext
     ) -> code_locations_pb2.ListCodeLocationsResponse:
         with StatusOnError(context, "ListCodeLocations"):
+            check_request(request)
             views = sorted(self._service.code_locations(), key=lambda view: view.name)
             return code_locations_pb2.ListCodeLocationsResponse(
                 locations=[code_location_to_proto(view) for view in views]
@@ -329,6 +347,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.ListSensorsResponse:
         automation = self._automation(context)
         with StatusOnError(context, "ListSensors"):
+            check_request(request)
             location = request.location_name if request.HasField("location_name") else None
             views = automation.list_sensors(location)
             return sensors_schedules_pb2.ListSensorsResponse(sensors=[sensor_view_to_proto(v) for v in views])
@@ -338,6 +357,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.StartSensorResponse:
         automation = self._automation(context)
         with StatusOnError(context, "StartSensor"):
+            check_request(request)
             name = required(request.sensor_name, "sensor_name")
             view = automation.set_sensor_running(request.location_name, name, True)
             return sensors_schedules_pb2.StartSensorResponse(sensor=sensor_view_to_proto(view))
@@ -347,6 +367,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.StopSensorResponse:
         automation = self._automation(context)
         with StatusOnError(context, "StopSensor"):
+            check_request(request)
             name = required(request.sensor_name, "sensor_name")
             view = automation.set_sensor_running(request.location_name, name, False)
             return sensors_schedules_pb2.StopSensorResponse(sensor=sensor_view_to_proto(view))
@@ -356,6 +377,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.PreviewSensorResponse:
         automation = self._automation(context)
         with StatusOnError(context, "PreviewSensor"):
+            check_request(request)
             name = required(request.sensor_name, "sensor_name")
             cursor = request.cursor if request.HasField("cursor") else None
             try:
@@ -369,6 +391,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.ListSensorTicksResponse:
         automation = self._automation(context)
         with StatusOnError(context, "ListSensorTicks"):
+            check_request(request)
             name = required(request.sensor_name, "sensor_name")
             page, token = _tick_page(
                 request, lambda **query: automation.sensor_ticks(request.location_name, name, **query)
@@ -382,6 +405,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.ListSchedulesResponse:
         automation = self._automation(context)
         with StatusOnError(context, "ListSchedules"):
+            check_request(request)
             location = request.location_name if request.HasField("location_name") else None
             views = automation.list_schedules(location)
             return sensors_schedules_pb2.ListSchedulesResponse(
@@ -393,6 +417,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.StartScheduleResponse:
         automation = self._automation(context)
         with StatusOnError(context, "StartSchedule"):
+            check_request(request)
             name = required(request.schedule_name, "schedule_name")
             view = automation.set_schedule_running(request.location_name, name, True)
             return sensors_schedules_pb2.StartScheduleResponse(schedule=schedule_view_to_proto(view))
@@ -402,6 +427,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.StopScheduleResponse:
         automation = self._automation(context)
         with StatusOnError(context, "StopSchedule"):
+            check_request(request)
             name = required(request.schedule_name, "schedule_name")
             view = automation.set_schedule_running(request.location_name, name, False)
             return sensors_schedules_pb2.StopScheduleResponse(schedule=schedule_view_to_proto(view))
@@ -411,6 +437,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.PreviewScheduleResponse:
         automation = self._automation(context)
         with StatusOnError(context, "PreviewSchedule"):
+            check_request(request)
             name = required(request.schedule_name, "schedule_name")
             when = (
                 timestamp_from_proto(request.scheduled_execution_time)
@@ -433,6 +460,7 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
     ) -> sensors_schedules_pb2.ListScheduleTicksResponse:
         automation = self._automation(context)
         with StatusOnError(context, "ListScheduleTicks"):
+            check_request(request)
             name = required(request.schedule_name, "schedule_name")
             page, token = _tick_page(
                 request, lambda **query: automation.schedule_ticks(request.location_name, name, **query)

@@ -11,9 +11,9 @@ import threading
 from types import FrameType
 
 from code_server.client import CodeServerDeadlines
+from control_plane.api.stream_hubs import DEFAULT_MAX_OPEN_STREAMS
 from control_plane.app import DEFAULT_DATABASE_URL, DEFAULT_PORT, ControlPlane, ControlPlaneConfig
 from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
-from control_plane.api.stream_hubs import DEFAULT_MAX_OPEN_STREAMS
 from launcher.base import LauncherError, RunLauncher
 
 DATABASE_ENV = "PARTITA_DATABASE_URL"

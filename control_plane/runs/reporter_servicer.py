@@ -24,6 +24,7 @@ from code_server.asset_key import AssetKey
 from code_server.errors import PartitaError
 from code_server.wire.assets import asset_key_from_proto
 from code_server.wire.timestamps import timestamp_from_proto
+from code_server.wire.validation import InvalidField, check_message
 from control_plane.api.status import abort_with_error, shortened
 from control_plane.records import RunStatus
 from control_plane.runs.reports import (
@@ -155,6 +156,11 @@ class _Header:
 
 def report_from_proto(event: run_events_pb2.RunEvent) -> RunReport:
     """The report an event stands for; raises ``MalformedEvent`` naming the field that is wrong."""
+    try:
+        # Every field first (control characters, lengths, enums, time ranges), as at every edge.
+        check_message(event)
+    except InvalidField as invalid:
+        raise MalformedEvent(invalid.path, invalid.problem) from invalid
     header = _Header(_run_id(event.run_id), _worker_id(event.worker_id, "worker_id"), event.sequence)
     if header.sequence < 1:
         raise MalformedEvent("sequence", f"must be 1 or more, not {header.sequence}")
@@ -199,6 +205,10 @@ def worker_from_proto(message: run_reporter_pb2.WorkerIdentity) -> WorkerIdentit
     worker_id = _worker_id(message.worker_id, "worker.worker_id")
     if _has_control_characters(message.hostname) or len(message.hostname) > 255:
         raise MalformedEvent("worker.hostname", "must be a host name of at most 255 printable characters")
+    try:
+        check_message(message, "worker")
+    except InvalidField as invalid:
+        raise MalformedEvent(invalid.path, invalid.problem) from invalid
     if message.pid < 0 or message.process_start_ticks < 0:
         raise MalformedEvent("worker.pid", "pid and process_start_ticks must be 0 (unknown) or more")
     return WorkerIdentity(
