@@ -25,7 +25,7 @@ from code_server.errors import PartitaError
 from code_server.wire.assets import asset_key_from_proto
 from code_server.wire.timestamps import timestamp_from_proto
 from code_server.wire.validation import InvalidField, check_message
-from control_plane.api.status import abort_with_error, shortened
+from control_plane.api.status import BadRequest, abort_with_error, shortened
 from control_plane.records import RunStatus
 from control_plane.runs.reports import (
     AppliedReports,
@@ -73,8 +73,8 @@ class RunReports(Protocol):
     def report(self, reports: list[RunReport]) -> AppliedReports: ...
 
 
-class MalformedEvent(ValueError):
-    """An event that cannot be applied: ``field`` says which part of it is wrong."""
+class MalformedEvent(BadRequest):
+    """An event (or claim) that cannot be applied: ``field`` says which part of it is wrong."""
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")

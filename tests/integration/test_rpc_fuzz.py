@@ -10,7 +10,9 @@ nothing but the fuzzed call writes while it is checked.
 CI runs 100 examples per RPC with a fixed seed (about 20 s per database); ``make fuzz`` runs many more
 (``PARTITA_FUZZ_EXAMPLES`` per RPC, random). Outcome counts per status code are printed at the end and
 appended as JSON to ``PARTITA_FUZZ_REPORT`` when set; ``PARTITA_FUZZ_DEBUG=1`` prints every answer.
-RunReporter's ClaimRun and ReportRunEvents are not fuzzed here: their per-event checks are tested with them.
+RunReporter's ClaimRun and ReportRunEvents are fuzzed too, against the seed backfill's finished run and
+unknown ones: a claim can then only be refused, and no fuzzed worker holds a claim, so no event of theirs
+may be recorded either.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ from partita.controlplane.v1 import (
     control_plane_pb2,
     control_plane_pb2_grpc,
     partition_status_pb2,
+    run_events_pb2,
+    run_reporter_pb2,
     runs_pb2,
 )
 from partita.controlplane.v1 import sensors_schedules_pb2 as ss
@@ -64,6 +68,7 @@ CALL_TIMEOUT = 20.0
 
 CONTROL_PLANE = control_plane_pb2.DESCRIPTOR.services_by_name["ControlPlane"]
 CODE_SERVER = code_server_pb2.DESCRIPTOR.services_by_name["CodeServer"]
+RUN_REPORTER = run_reporter_pb2.DESCRIPTOR.services_by_name["RunReporter"]
 Factory = Callable[..., ControlPlane]
 
 
@@ -295,6 +300,33 @@ def _seeds(pools: dict[str, list[str]]) -> dict[str, list[Message]]:
                 schedule_name="nightly", scheduled_execution_time=when, timeout=Duration(seconds=5)
             )
         ],
+        "ClaimRun": [
+            run_reporter_pb2.ClaimRunRequest(
+                run_id=run_id,
+                attempt=1,
+                worker=run_reporter_pb2.WorkerIdentity(worker_id="fuzz-worker", hostname="h", pid=7),
+            )
+        ],
+        "ReportRunEvents": [
+            run_reporter_pb2.ReportRunEventsRequest(
+                events=[
+                    run_events_pb2.RunEvent(
+                        run_id=run_id,
+                        worker_id="fuzz-worker",
+                        sequence=1,
+                        timestamp=when,
+                        partition_materialized=run_events_pb2.PartitionMaterialized(asset_key=a),
+                    ),
+                    run_events_pb2.RunEvent(
+                        run_id=run_id,
+                        worker_id="fuzz-worker",
+                        sequence=2,
+                        timestamp=when,
+                        run_finished=run_events_pb2.RunFinished(success=True),
+                    ),
+                ]
+            )
+        ],
     }
 
 
@@ -362,7 +394,11 @@ def test_no_rpc_answers_bad_input_with_internal_or_writes_when_refusing(
     pools = _seed(control_plane)
     seeds = _seeds(pools)
     fingerprint = Fingerprint(database_url)
-    outcomes: dict[str, Counter[str]] = {"ControlPlane": Counter(), "CodeServer": Counter()}
+    outcomes: dict[str, Counter[str]] = {
+        "ControlPlane": Counter(),
+        "RunReporter": Counter(),
+        "CodeServer": Counter(),
+    }
     started = time.monotonic()
     try:
         with grpc.insecure_channel(control_plane.address) as channel:
@@ -373,6 +409,14 @@ def test_no_rpc_answers_bad_input_with_internal_or_writes_when_refusing(
                 seeds,
                 fingerprint,
                 outcomes["ControlPlane"],
+            )
+            problems += _fuzz_service(
+                Caller(channel, RUN_REPORTER),
+                RUN_REPORTER,
+                pools,
+                seeds,
+                fingerprint,
+                outcomes["RunReporter"],
             )
         with grpc.insecure_channel(fuzz_code_server.address) as channel:
             problems += _fuzz_service(
