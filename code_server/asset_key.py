@@ -8,7 +8,7 @@ from functools import total_ordering
 
 from code_server.errors import DefinitionError
 
-_VALID_PART = re.compile(r"^[A-Za-z0-9_\-.]+$")
+_VALID_PART = re.compile(r"[A-Za-z0-9_\-.]+")
 _SEPARATOR = "/"
 
 
@@ -26,7 +26,7 @@ class AssetKey:
         if not parts:
             raise DefinitionError("AssetKey needs at least one name part.")
         for part in parts:
-            if not isinstance(part, str) or not _VALID_PART.match(part):
+            if not isinstance(part, str) or not _VALID_PART.fullmatch(part):
                 raise DefinitionError(
                     f"Invalid asset key part {part!r} in {list(parts)}: use letters, digits, '_', '-' and '.'."
                 )

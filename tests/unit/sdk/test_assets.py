@@ -15,7 +15,7 @@ def test_asset_key_forms_are_equal_and_ordered() -> None:
     assert len({AssetKey("a"), AssetKey(["a"])}) == 1
 
 
-@pytest.mark.parametrize("bad", ["", "a b", "a/b", "é"])
+@pytest.mark.parametrize("bad", ["", "a b", "a/b", "é", "a\n"])
 def test_asset_key_rejects_bad_parts(bad: str) -> None:
     with pytest.raises(DefinitionError, match="Invalid asset key part"):
         AssetKey(["ok", bad])
