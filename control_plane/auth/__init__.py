@@ -1,0 +1,1 @@
+"""Who is calling the control plane, and what they may do."""
