@@ -26,7 +26,7 @@ from control_plane.automation import AutomationDaemon
 from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
 from control_plane.backfills.engine import BackfillEngine
 from control_plane.daemon import Daemon
-from control_plane.errors import BackfillNotFound, InvalidStateTransition, RunNotFound
+from control_plane.errors import BackfillNotFound, InvalidStateTransition, RunNotFound, shown
 from control_plane.locations import CodeLocations
 from control_plane.records import (
     BackfillStatus,
@@ -271,7 +271,7 @@ class ControlPlane(ControlPlaneService):
         record = self._backfills.get(backfill_id)
         if record is None:
             raise BackfillNotFound(
-                f"No backfill with id {backfill_id!r}; list them with `partita backfill list`."
+                f"No backfill with id {shown(backfill_id)}; list them with `partita backfill list`."
             )
         return BackfillView(
             record=record,
@@ -342,7 +342,7 @@ class ControlPlane(ControlPlaneService):
             return self._progress.partition_changes(backfill_id, after=after)
         except NotFound as error:
             raise BackfillNotFound(
-                f"No backfill with id {backfill_id!r}; list them with `partita backfill list`."
+                f"No backfill with id {shown(backfill_id)}; list them with `partita backfill list`."
             ) from error
 
     # --- runs -----------------------------------------------------------------------------------------
@@ -371,7 +371,7 @@ class ControlPlane(ControlPlaneService):
     def get_run(self, run_id: str) -> RunRecord:
         run = self._runs.get(run_id)
         if run is None:
-            raise RunNotFound(f"No run with id {run_id!r}; list them with `partita runs list`.")
+            raise RunNotFound(f"No run with id {shown(run_id)}; list them with `partita runs list`.")
         return run
 
     def terminate_run(self, run_id: str) -> RunRecord:

@@ -45,3 +45,15 @@ class UnknownLocation(ControlPlaneError):
 
 class TooManyStreams(ControlPlaneError):
     """The control plane holds as many open streams as it is configured to; unary calls still work."""
+
+
+#: Longest echo of a caller's value (an id, a name) in an error message.
+_SHOWN_LENGTH = 80
+
+
+def shown(value: str) -> str:
+    """``value`` as an error message echoes it: quoted, and cut short (saying so), so that hostile
+    input cannot crowd out the message or push the status past what gRPC carries."""
+    if len(value) <= _SHOWN_LENGTH:
+        return repr(value)
+    return f"{value[:_SHOWN_LENGTH]!r}… ({len(value)} characters)"

@@ -34,7 +34,7 @@ from code_server.client import (
     DefinitionsSnapshot,
     ServerInfo,
 )
-from control_plane.errors import LocationUnavailable, UnknownLocation
+from control_plane.errors import LocationUnavailable, UnknownLocation, shown
 from control_plane.location_health import (
     LocationProblem,
     LocationStatus,
@@ -216,7 +216,7 @@ class CodeLocations:
         if snapshot is None:
             self.refresh_soon(name)  # so that a location that is back is noticed without a full interval
             raise LocationUnavailable(
-                f"Code location {name!r} has no loaded definitions: {self._reason(state)}"
+                f"Code location {shown(name)} has no loaded definitions: {self._reason(state)}"
             )
         return snapshot
 
@@ -227,7 +227,7 @@ class CodeLocations:
         if state.problem is not None:
             self.refresh_soon(name)
             raise LocationUnavailable(
-                f"Code location {name!r} is {self._reason(state)}. New backfills of it are refused "
+                f"Code location {shown(name)} is {self._reason(state)}. New backfills of it are refused "
                 "until it is loaded again; its running backfills go on with the definitions last loaded."
             )
         return graph
@@ -247,7 +247,7 @@ class CodeLocations:
             info = state.info
         if info is None:
             self.refresh_soon(name)
-            raise LocationUnavailable(f"Code location {name!r} is unavailable: {self._reason(state)}")
+            raise LocationUnavailable(f"Code location {shown(name)} is unavailable: {self._reason(state)}")
         return CodeLocationTarget(
             name=name,
             module_name=info.module_name,
@@ -313,4 +313,4 @@ class CodeLocations:
             return self._states[name]
         except KeyError:
             known = ", ".join(self.names) or "none"
-            raise UnknownLocation(f"Unknown code location {name!r}; known locations: {known}.") from None
+            raise UnknownLocation(f"Unknown code location {shown(name)}; known locations: {known}.") from None

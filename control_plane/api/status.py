@@ -47,8 +47,9 @@ logger = logging.getLogger("partita.control_plane.api")
 
 #: Trailing-metadata key naming the error class behind a non-OK status.
 ERROR_METADATA_KEY = "partita-error"
-#: Longest status message sent: long enough for a traceback's summary, never a megabyte of echoed input.
-_MAX_MESSAGE = 4000
+#: Longest status message sent, in characters: what to do and an error's summary, never a flood of echoed
+#: input; at 4 bytes a character at most, it stays well inside the 8 KiB gRPC allows for trailers.
+_MAX_MESSAGE = 1000
 
 _T = TypeVar("_T")
 

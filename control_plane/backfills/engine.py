@@ -22,7 +22,7 @@ from control_plane.backfills.planning import BackfillPlan, BackfillPlanner
 from control_plane.backfills.readiness import UNFINISHED
 from control_plane.backfills.run_planning import PlannedRun
 from control_plane.backfills.targets import ResolvedTarget, resolve_target
-from control_plane.errors import BackfillNotFound, InvalidStateTransition, LocationUnavailable
+from control_plane.errors import BackfillNotFound, InvalidStateTransition, LocationUnavailable, shown
 from control_plane.locations import CodeLocations
 from control_plane.records import (
     BackfillRecord,
@@ -435,7 +435,7 @@ class BackfillEngine:
     def _require(self, backfill_id: str) -> BackfillRecord:
         record = self._backfills.get(backfill_id)
         if record is None:
-            raise BackfillNotFound(f"No backfill with id {backfill_id!r}.")
+            raise BackfillNotFound(f"No backfill with id {shown(backfill_id)}.")
         return record
 
 
