@@ -55,3 +55,7 @@ class AuditFilter:
     rpc: str | None = None
     target_kind: str | None = None
     target_id: str | None = None
+
+
+#: The filter that keeps every event.
+EVERY_EVENT = AuditFilter()

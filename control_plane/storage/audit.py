@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, delete, insert, select
 
-from control_plane.audit import AuditEvent, AuditFilter
+from control_plane.audit import EVERY_EVENT, AuditEvent, AuditFilter
 from control_plane.records import PageCursor
 from control_plane.storage._sql import after_cursor
 from control_plane.storage.database import Database
@@ -37,7 +37,7 @@ class AuditStore:
         *,
         limit: int = 100,
         before: PageCursor | None = None,
-        where: AuditFilter = AuditFilter(),
+        where: AuditFilter = EVERY_EVENT,
     ) -> builtins.list[AuditEvent]:
         """Newest first; ``before`` is where the previous page ended."""
         conditions: list[ColumnElement[bool]] = []
