@@ -3,6 +3,8 @@ caller, peer and outcome; reads and dry runs leave none; ListAuditEvents pages a
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +20,7 @@ from code_server.wire.assets import asset_key_to_proto
 from control_plane.app import ControlPlane
 from control_plane.audit import AuditEvent, AuditFilter
 from control_plane.auth.identity import Identity, Role, acting_as
+from control_plane.cli import add_parsers
 from partita.common.v1 import partitions_pb2, requests_pb2
 from partita.controlplane.v1 import (
     audit_pb2,
@@ -286,3 +289,53 @@ def test_a_call_goes_ahead_when_its_event_cannot_be_written(
         "Could not record StartSensor in the audit log; the call itself went ahead",
         "Could not record CancelBackfill in the audit log; the call itself went ahead",
     ]
+
+
+def test_partita_audit_list_prints_the_log_as_a_table_and_as_json(
+    control_plane_factory: Factory,
+    fuzz_code_server: SpawnedCodeServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    control_plane = control_plane_factory({"fuzz": fuzz_code_server.address}, interceptors=[ActingAs(ALICE)])
+    root = argparse.ArgumentParser(prog="partita")
+    add_parsers(root.add_subparsers(dest="command", required=True))
+
+    def partita(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        args = root.parse_args([*argv, "--control-plane", control_plane.address])
+        code: int = args.handler(args)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    assert partita("audit", "list") == (0, "No audit events.\n", "")
+    assert partita("sensor", "start", "cursor_sensor", "--location", "fuzz")[0] == 0
+    assert partita("backfill", "cancel", "nope")[0] == 1
+
+    code, out, _ = partita("audit", "list")
+    assert code == 0
+    header, cancel, start = out.splitlines()
+    assert header.split() == ["TIME", "IDENTITY", "RPC", "TARGET", "STATUS", "PEER", "SUMMARY"]
+    assert "alice (operator)  CancelBackfill  backfill nope" in cancel and "NOT_FOUND: No backfill" in cancel
+    assert "StartSensor" in start and "sensor fuzz/cursor_sensor" in start and "  OK  " in start
+
+    code, out, _ = partita("audit", "list", "--json", "--rpc", "StartSensor")
+    assert code == 0
+    (event,) = json.loads(out)
+    assert {k: v for k, v in event.items() if k not in ("id", "time", "peer")} == {
+        "identity": "alice",
+        "identity_kind": "token",
+        "role": "operator",
+        "rpc": "StartSensor",
+        "target_kind": "sensor",
+        "target_id": "cursor_sensor",
+        "location": "fuzz",
+        "summary": "",
+        "status": "OK",
+        "error": None,
+    }
+    assert event["time"].endswith("Z") and event["peer"].startswith("ipv4:127.0.0.1:")
+    assert [e["rpc"] for e in json.loads(partita("audit", "list", "--json", "--limit", "1")[1])] == [
+        "CancelBackfill"
+    ]
+    assert json.loads(partita("audit", "list", "--json", "--identity", "bob")[1]) == []
+    assert partita("audit", "list", "--target-kind", "backfill", "--target", "nope")[1].count("\n") == 2
