@@ -8,7 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from grpc import aio
 from grpc_health.v1 import _async as health_aio  # health.aio, which the typed stubs omit
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -22,6 +24,8 @@ from control_plane.api.aio_server import AioServer
 from control_plane.api.servicer import ControlPlaneServicer
 from control_plane.api.stream_hubs import DEFAULT_MAX_OPEN_STREAMS, ChangeSignal
 from control_plane.asset_status import asset_partition_status
+from control_plane.audit import EVERY_EVENT, AuditEvent, AuditFilter
+from control_plane.auth.audit_interceptor import AuditInterceptor
 from control_plane.automation import AutomationDaemon
 from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
 from control_plane.backfills.engine import BackfillEngine
@@ -43,6 +47,7 @@ from control_plane.runs.reporter_servicer import RunReporterServicer
 from control_plane.runs.reports import AppliedReports, ClaimDecision, RunReport, RunReportHandler
 from control_plane.service import AssetPartitionStatusView, ControlPlaneService
 from control_plane.storage import (
+    AuditStore,
     BackfillProgressStore,
     BackfillStore,
     Database,
@@ -67,6 +72,9 @@ DEFAULT_DATABASE_URL = "sqlite:///.partita/partita.db"
 DEFAULT_PORT = 3000
 #: The run event kind of a line a run printed.
 OUTPUT_EVENT_KIND = "stdout"
+#: How long audit events are kept by default, and how often older ones are deleted.
+DEFAULT_AUDIT_RETENTION_DAYS = 90.0
+AUDIT_PRUNE_SECONDS = 3600.0
 
 
 @dataclass
@@ -94,6 +102,8 @@ class ControlPlaneConfig:
     max_open_streams: int = DEFAULT_MAX_OPEN_STREAMS
     #: How long each kind of call to a code server may take before its location shows the problem.
     code_server_deadlines: CodeServerDeadlines = field(default_factory=CodeServerDeadlines)
+    #: Audit events older than this are deleted (hourly, in bulk).
+    audit_retention_days: float = DEFAULT_AUDIT_RETENTION_DAYS
 
     def resolved_run_log_directory(self) -> Path:
         if self.run_log_directory:
@@ -113,7 +123,10 @@ class ControlPlane(ControlPlaneService):
         *,
         launcher: RunLauncher | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        interceptors: Sequence[aio.ServerInterceptor[Any, Any]] = (),
     ) -> None:
+        """``interceptors`` run before the audit log's, outermost first: authentication goes there,
+        so that each audit event names the caller it set."""
         self.config = config
         self._clock = clock
         self.daemon = Daemon(idle_seconds=config.idle_seconds)
@@ -122,6 +135,7 @@ class ControlPlane(ControlPlaneService):
         self._progress = BackfillProgressStore(self.database)
         self._runs = RunStore(self.database)
         self._events = RunEventStore(self.database)
+        self._audit = AuditStore(self.database)
         self.locations = CodeLocations(
             config.code_servers,
             clock=clock,
@@ -131,7 +145,11 @@ class ControlPlane(ControlPlaneService):
         )
         self.launcher = launcher or LocalProcessLauncher(log_directory=config.resolved_run_log_directory())
         self.launcher.capture_output(self._record_output, self._stored_output_lines)
-        self._server = AioServer(name="control-plane", unary_threads=config.unary_threads)
+        self._server = AioServer(
+            name="control-plane",
+            unary_threads=config.unary_threads,
+            interceptors=[*interceptors, AuditInterceptor(self._audit, clock=clock)],
+        )
         # Run workers and streams read the database on threads of their own: no number of open
         # streams or busy API clients can take the threads a report needs.
         self._reporter_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="run-reporter")
@@ -160,6 +178,7 @@ class ControlPlane(ControlPlaneService):
         self.daemon.add_step("launch", self.queue.launch_queued)
         self.daemon.add_periodic("locations", config.location_refresh_seconds, self._refresh_locations)
         self.daemon.add_periodic("monitor", config.monitor_seconds, self.monitor.check)
+        self.daemon.add_periodic("audit-retention", AUDIT_PRUNE_SECONDS, self.prune_audit_log)
         self.automation = AutomationDaemon(
             self.database,
             self.locations,
@@ -426,3 +445,18 @@ class ControlPlane(ControlPlaneService):
 
     def code_locations(self) -> list[CodeLocationView]:
         return self.locations.views()
+
+    # --- audit log --------------------------------------------------------------------------------------
+
+    def list_audit_events(
+        self, *, where: AuditFilter = EVERY_EVENT, limit: int = 100, before: PageCursor | None = None
+    ) -> list[AuditEvent]:
+        return self._audit.list(where=where, limit=limit, before=before)
+
+    def prune_audit_log(self) -> int:
+        """Delete the audit events older than the retention period; returns how many went."""
+        cutoff = self._clock() - timedelta(days=self.config.audit_retention_days)
+        pruned = self._audit.prune(cutoff)
+        if pruned:
+            logger.info("Deleted %d audit events from before %s", pruned, cutoff.isoformat())
+        return pruned

@@ -36,6 +36,7 @@ from control_plane.records import BackfillStatus, RunStatus
 from control_plane.views import LaunchOptions
 from partita.common.v1 import automation_pb2
 from partita.controlplane.v1 import (
+    audit_pb2,
     backfills_pb2,
     code_locations_pb2,
     control_plane_pb2_grpc,
@@ -104,6 +105,12 @@ class BackfillPage:
 @dataclass(frozen=True, slots=True)
 class RunPage:
     runs: list[runs_pb2.Run]
+    next_page_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    events: list[audit_pb2.AuditEvent]
     next_page_token: str
 
 
@@ -264,6 +271,29 @@ class ControlPlaneClient:
             request.location_name = location
         response = self._call(lambda t: self._stub.ListRuns(request, timeout=t))
         return RunPage(list(response.runs), response.next_page_token)
+
+    def list_audit_events(
+        self,
+        *,
+        identity_name: str | None = None,
+        rpc: str | None = None,
+        target_kind: str | None = None,
+        target_id: str | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> AuditPage:
+        """One page of the audit log, newest first (the control plane requires the admin role)."""
+        request = audit_pb2.ListAuditEventsRequest(page_size=page_size, page_token=page_token)
+        for name, value in (
+            ("identity_name", identity_name),
+            ("rpc", rpc),
+            ("target_kind", target_kind),
+            ("target_id", target_id),
+        ):
+            if value is not None:
+                setattr(request, name, value)
+        response = self._call(lambda t: self._stub.ListAuditEvents(request, timeout=t))
+        return AuditPage(list(response.events), response.next_page_token)
 
     def get_run(self, run_id: str) -> runs_pb2.Run:
         request = runs_pb2.GetRunRequest(run_id=run_id)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.automation import BackfillRequestSpec
+from control_plane.audit import EVERY_EVENT, AuditEvent, AuditFilter
 from control_plane.records import (
     BackfillStatus,
     PageCursor,
@@ -131,4 +132,10 @@ class ControlPlaneService:
         raise NotImplementedError
 
     def code_locations(self) -> list[CodeLocationView]:
+        raise NotImplementedError
+
+    def list_audit_events(
+        self, *, where: AuditFilter = EVERY_EVENT, limit: int = 100, before: PageCursor | None = None
+    ) -> list[AuditEvent]:
+        """The audit log, newest first; ``before`` is where the previous page ended."""
         raise NotImplementedError

@@ -31,6 +31,7 @@ class AioServer:
         name: str,
         unary_threads: int = 32,
         options: Sequence[tuple[str, Any]] = (),
+        interceptors: Sequence[aio.ServerInterceptor[Any, Any]] = (),
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"{name}-loop", daemon=True)
@@ -41,11 +42,14 @@ class AioServer:
             ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
             *options,
         ]
+        self._interceptors = list(interceptors)
         self.server: aio.Server = self.run(self._create(all_options))
         self._stopped = False
 
     async def _create(self, options: list[tuple[str, Any]]) -> aio.Server:
-        return aio.server(migration_thread_pool=self._unary_pool, options=options)
+        return aio.server(
+            migration_thread_pool=self._unary_pool, options=options, interceptors=self._interceptors
+        )
 
     def run(self, coroutine: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
         """Run ``coroutine`` on the server's loop and wait for its result (call from any other thread)."""

@@ -20,6 +20,7 @@ from code_server.client.errors import UserCodeError
 from code_server.wire.assets import asset_key_from_proto
 from code_server.wire.partitions import key_range_from_proto, key_range_to_proto
 from code_server.wire.timestamps import timestamp_from_proto, timestamp_to_proto
+from control_plane.api.audit import list_audit_events
 from control_plane.api.automation import (
     schedule_result_to_proto,
     schedule_tick_to_proto,
@@ -68,6 +69,7 @@ from control_plane.service import ControlPlaneService
 from control_plane.storage.instigators import TickRecord
 from control_plane.views import BackfillPlanView, BackfillView
 from partita.controlplane.v1 import (
+    audit_pb2,
     backfills_pb2,
     code_locations_pb2,
     control_plane_pb2_grpc,
@@ -468,6 +470,15 @@ class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
             return sensors_schedules_pb2.ListScheduleTicksResponse(
                 ticks=[schedule_tick_to_proto(tick) for tick in page], next_page_token=token
             )
+
+    # --- audit log ---------------------------------------------------------------------------------
+
+    def ListAuditEvents(
+        self, request: audit_pb2.ListAuditEventsRequest, context: grpc.ServicerContext
+    ) -> audit_pb2.ListAuditEventsResponse:
+        with StatusOnError(context, "ListAuditEvents"):
+            check_request(request)
+            return list_audit_events(self._service, request)
 
     def _automation(self, context: grpc.ServicerContext) -> AutomationService:
         """The service's sensors and schedules; a service without them answers UNIMPLEMENTED."""

@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 
 from code_server.wire import validation as wire
 from control_plane.api.status import BadRequest
-from partita.controlplane.v1 import backfills_pb2, runs_pb2, sensors_schedules_pb2
+from partita.controlplane.v1 import audit_pb2, backfills_pb2, runs_pb2, sensors_schedules_pb2
 
 #: Request types whose optional fields are filters: set to "" they would match nothing or everything.
 _FILTER_FIELDS: dict[str, tuple[str, ...]] = {
@@ -21,6 +21,12 @@ _FILTER_FIELDS: dict[str, tuple[str, ...]] = {
     runs_pb2.ListRunsRequest.DESCRIPTOR.full_name: ("backfill_id", "location_name"),
     sensors_schedules_pb2.ListSensorsRequest.DESCRIPTOR.full_name: ("location_name",),
     sensors_schedules_pb2.ListSchedulesRequest.DESCRIPTOR.full_name: ("location_name",),
+    audit_pb2.ListAuditEventsRequest.DESCRIPTOR.full_name: (
+        "identity_name",
+        "rpc",
+        "target_kind",
+        "target_id",
+    ),
 }
 
 

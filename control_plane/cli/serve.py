@@ -12,7 +12,13 @@ from types import FrameType
 
 from code_server.client import CodeServerDeadlines
 from control_plane.api.stream_hubs import DEFAULT_MAX_OPEN_STREAMS
-from control_plane.app import DEFAULT_DATABASE_URL, DEFAULT_PORT, ControlPlane, ControlPlaneConfig
+from control_plane.app import (
+    DEFAULT_AUDIT_RETENTION_DAYS,
+    DEFAULT_DATABASE_URL,
+    DEFAULT_PORT,
+    ControlPlane,
+    ControlPlaneConfig,
+)
 from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
 from launcher.base import LauncherError, RunLauncher
 
@@ -87,6 +93,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         f"unavailable (default {_DEFAULT_DEADLINES.definitions:g}; GetServerInfo gets at most "
         f"{_DEFAULT_DEADLINES.server_info:g}; env {CODE_SERVER_DEADLINE_ENV})",
     )
+    parser.add_argument(
+        "--audit-retention-days",
+        type=retention_days,
+        default=DEFAULT_AUDIT_RETENTION_DAYS,
+        metavar="DAYS",
+        help="how long audit events (every mutating call) are kept; older ones are deleted hourly "
+        f"(default {DEFAULT_AUDIT_RETENTION_DAYS:g})",
+    )
     parser.set_defaults(handler=run_command)
 
 
@@ -94,6 +108,16 @@ def positive_count(value: str) -> int:
     if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 1_000_000:
         raise argparse.ArgumentTypeError(f"{value!r}: give a whole number from 1 to 1,000,000")
     return int(value)
+
+
+def retention_days(value: str) -> float:
+    try:
+        days = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of days") from None
+    if not 0 < days <= 36_500:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a number of days above 0 and at most 36,500")
+    return days
 
 
 def positive_seconds(value: str) -> float:
@@ -140,6 +164,7 @@ def run_command(args: argparse.Namespace) -> int:
         max_open_streams=args.max_open_streams,
         evaluation_timeout_seconds=float(args.evaluation_timeout),
         code_server_deadlines=code_server_deadlines(float(args.code_server_deadline)),
+        audit_retention_days=args.audit_retention_days,
     )
     control_plane = ControlPlane(config, launcher=build_launcher(args))
     control_plane.start()

@@ -1,6 +1,7 @@
 """The control plane's storage: SQLAlchemy Core on SQLite (embedded) or PostgreSQL (production)."""
 
 from control_plane.storage.asset_status import AssetStatusStore
+from control_plane.storage.audit import AuditStore
 from control_plane.storage.backfill_progress import BackfillProgressStore
 from control_plane.storage.backfills import BackfillStore
 from control_plane.storage.cursors import DaemonCursorStore
@@ -23,6 +24,7 @@ from control_plane.storage.runs import RunStore
 
 __all__ = [
     "AssetStatusStore",
+    "AuditStore",
     "BackfillAlreadyExists",
     "BackfillProgressStore",
     "BackfillStore",

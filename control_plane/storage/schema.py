@@ -285,3 +285,26 @@ instigator_tick_targets = Table(
     Column("kind", String(16), nullable=False),
     Column("target_id", _ID, nullable=False),
 )
+
+#: One row per mutating API call (control_plane.audit.AuditEvent), pruned after the retention period.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", _ID, primary_key=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("identity_name", String(255), nullable=False),
+    Column("identity_kind", String(32), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("peer", String(255), nullable=False),
+    Column("rpc", String(64), nullable=False),
+    Column("target_kind", String(16)),
+    Column("target_id", String(255)),
+    Column("location", String(255)),
+    Column("summary", Text, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("error", Text),
+    Index("ix_audit_events_at_id", "at", "id"),
+    Index("ix_audit_events_target_at", "target_kind", "target_id", "at"),
+    Index("ix_audit_events_identity_name_at", "identity_name", "at"),
+    Index("ix_audit_events_rpc_at", "rpc", "at"),
+)

@@ -48,6 +48,7 @@ def control_plane_factory(tmp_path: Path) -> Iterator[Callable[..., ControlPlane
     def start(
         code_servers: dict[str, str], launcher: RunLauncher | None = None, **options: Any
     ) -> ControlPlane:
+        interceptors = options.pop("interceptors", ())
         config = ControlPlaneConfig(
             database_url=options.pop("database_url", f"sqlite:///{tmp_path / 'partita.db'}"),
             code_servers=code_servers,
@@ -56,7 +57,7 @@ def control_plane_factory(tmp_path: Path) -> Iterator[Callable[..., ControlPlane
             monitor_seconds=0.5,
             **options,
         )
-        control_plane = ControlPlane(config, launcher=launcher)
+        control_plane = ControlPlane(config, launcher=launcher, interceptors=interceptors)
         control_plane.start()
         started.append(control_plane)
         return control_plane

@@ -224,6 +224,7 @@ def test_control_plane_defines_the_whole_public_api() -> None:
             "GetRunLogs",
             "GetAssetPartitionStatus",
             "ListCodeLocations",
+            "ListAuditEvents",
         }
     )
     assert set(methods) == expected

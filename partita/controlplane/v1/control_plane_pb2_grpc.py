@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from partita.controlplane.v1 import audit_pb2 as partita_dot_controlplane_dot_v1_dot_audit__pb2
 from partita.controlplane.v1 import backfills_pb2 as partita_dot_controlplane_dot_v1_dot_backfills__pb2
 from partita.controlplane.v1 import code_locations_pb2 as partita_dot_controlplane_dot_v1_dot_code__locations__pb2
 from partita.controlplane.v1 import partition_status_pb2 as partita_dot_controlplane_dot_v1_dot_partition__status__pb2
@@ -163,6 +164,11 @@ class ControlPlaneStub:
                 '/partita.controlplane.v1.ControlPlane/ListScheduleTicks',
                 request_serializer=partita_dot_controlplane_dot_v1_dot_sensors__schedules__pb2.ListScheduleTicksRequest.SerializeToString,
                 response_deserializer=partita_dot_controlplane_dot_v1_dot_sensors__schedules__pb2.ListScheduleTicksResponse.FromString,
+                _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/partita.controlplane.v1.ControlPlane/ListAuditEvents',
+                request_serializer=partita_dot_controlplane_dot_v1_dot_audit__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=partita_dot_controlplane_dot_v1_dot_audit__pb2.ListAuditEventsResponse.FromString,
                 _registered_method=True)
 
 
@@ -346,6 +352,14 @@ class ControlPlaneServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEvents(self, request, context):
+        """Lists the audit log (every mutating call: who, what, when, from where, how it ended), newest
+        first, a page at a time. Needs the admin role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlPlaneServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -473,6 +487,11 @@ def add_ControlPlaneServicer_to_server(servicer, server):
                     servicer.ListScheduleTicks,
                     request_deserializer=partita_dot_controlplane_dot_v1_dot_sensors__schedules__pb2.ListScheduleTicksRequest.FromString,
                     response_serializer=partita_dot_controlplane_dot_v1_dot_sensors__schedules__pb2.ListScheduleTicksResponse.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=partita_dot_controlplane_dot_v1_dot_audit__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=partita_dot_controlplane_dot_v1_dot_audit__pb2.ListAuditEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1151,6 +1170,33 @@ class ControlPlane:
             '/partita.controlplane.v1.ControlPlane/ListScheduleTicks',
             partita_dot_controlplane_dot_v1_dot_sensors__schedules__pb2.ListScheduleTicksRequest.SerializeToString,
             partita_dot_controlplane_dot_v1_dot_sensors__schedules__pb2.ListScheduleTicksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/partita.controlplane.v1.ControlPlane/ListAuditEvents',
+            partita_dot_controlplane_dot_v1_dot_audit__pb2.ListAuditEventsRequest.SerializeToString,
+            partita_dot_controlplane_dot_v1_dot_audit__pb2.ListAuditEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,6 +8,7 @@ unreachable code location gets UNAVAILABLE naming it.
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from partita.controlplane.v1 import audit_pb2 as _audit_pb2
 from partita.controlplane.v1 import backfills_pb2 as _backfills_pb2
 from partita.controlplane.v1 import code_locations_pb2 as _code_locations_pb2
 from partita.controlplane.v1 import partition_status_pb2 as _partition_status_pb2
@@ -92,6 +93,10 @@ class ControlPlaneStub:
     """Evaluates a schedule once for a cron time and returns what it would request, launching nothing."""
     ListScheduleTicks: _grpc.UnaryUnaryMultiCallable[_sensors_schedules_pb2.ListScheduleTicksRequest, _sensors_schedules_pb2.ListScheduleTicksResponse]
     """Lists a schedule's ticks, newest first, a page at a time."""
+    ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_audit_pb2.ListAuditEventsRequest, _audit_pb2.ListAuditEventsResponse]
+    """Lists the audit log (every mutating call: who, what, when, from where, how it ended), newest
+    first, a page at a time. Needs the admin role.
+    """
 
 @_typing.type_check_only
 class ControlPlaneAsyncStub(ControlPlaneStub):
@@ -150,6 +155,10 @@ class ControlPlaneAsyncStub(ControlPlaneStub):
     """Evaluates a schedule once for a cron time and returns what it would request, launching nothing."""
     ListScheduleTicks: _aio.UnaryUnaryMultiCallable[_sensors_schedules_pb2.ListScheduleTicksRequest, _sensors_schedules_pb2.ListScheduleTicksResponse]  # type: ignore[assignment]
     """Lists a schedule's ticks, newest first, a page at a time."""
+    ListAuditEvents: _aio.UnaryUnaryMultiCallable[_audit_pb2.ListAuditEventsRequest, _audit_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
+    """Lists the audit log (every mutating call: who, what, when, from where, how it ended), newest
+    first, a page at a time. Needs the admin role.
+    """
 
 class ControlPlaneServicer(metaclass=_abc_1.ABCMeta):
     """Launches and follows backfills and runs; the API of the CLI and of any other client."""
@@ -355,5 +364,15 @@ class ControlPlaneServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_sensors_schedules_pb2.ListScheduleTicksResponse, _abc.Awaitable[_sensors_schedules_pb2.ListScheduleTicksResponse]]:
         """Lists a schedule's ticks, newest first, a page at a time."""
+
+    @_abc_1.abstractmethod
+    def ListAuditEvents(
+        self,
+        request: _audit_pb2.ListAuditEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.ListAuditEventsResponse, _abc.Awaitable[_audit_pb2.ListAuditEventsResponse]]:
+        """Lists the audit log (every mutating call: who, what, when, from where, how it ended), newest
+        first, a page at a time. Needs the admin role.
+        """
 
 def add_ControlPlaneServicer_to_server(servicer: ControlPlaneServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

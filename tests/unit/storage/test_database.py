@@ -156,6 +156,7 @@ def test_stores_stamp_rows_with_the_databases_clock(database_url: str) -> None:
 def test_the_public_names_are_pinned() -> None:
     assert sorted(storage.__all__) == [
         "AssetStatusStore",
+        "AuditStore",
         "BackfillAlreadyExists",
         "BackfillProgressStore",
         "BackfillStore",
