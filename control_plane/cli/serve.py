@@ -10,10 +10,16 @@ import sys
 import threading
 from types import FrameType
 
+from code_server.auth_token import TokenFileError
 from code_server.client import CodeServerDeadlines
+from code_server.tls import TlsConfigError
 from control_plane.api.stream_hubs import DEFAULT_MAX_OPEN_STREAMS
 from control_plane.app import DEFAULT_DATABASE_URL, DEFAULT_PORT, ControlPlane, ControlPlaneConfig
 from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
+from control_plane.cli.transport_security import (
+    add_transport_security_arguments,
+    transport_security_config,
+)
 from launcher.base import LauncherError, RunLauncher
 
 DATABASE_ENV = "PARTITA_DATABASE_URL"
@@ -87,6 +93,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         f"unavailable (default {_DEFAULT_DEADLINES.definitions:g}; GetServerInfo gets at most "
         f"{_DEFAULT_DEADLINES.server_info:g}; env {CODE_SERVER_DEADLINE_ENV})",
     )
+    add_transport_security_arguments(parser)
     parser.set_defaults(handler=run_command)
 
 
@@ -130,6 +137,10 @@ def run_command(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    try:
+        security = transport_security_config(args)
+    except TlsConfigError as error:
+        raise SystemExit(f"error: {error}") from error
     config = ControlPlaneConfig(
         database_url=args.db,
         code_servers=parse_code_servers(args.code_server),
@@ -140,8 +151,12 @@ def run_command(args: argparse.Namespace) -> int:
         max_open_streams=args.max_open_streams,
         evaluation_timeout_seconds=float(args.evaluation_timeout),
         code_server_deadlines=code_server_deadlines(float(args.code_server_deadline)),
+        **security,
     )
-    control_plane = ControlPlane(config, launcher=build_launcher(args))
+    try:
+        control_plane = ControlPlane(config, launcher=build_launcher(args))
+    except TokenFileError as error:
+        raise SystemExit(f"error: {error}") from error
     control_plane.start()
     print(f"partita control-plane listening on {control_plane.address}", flush=True)
     serve_until_signalled(control_plane)

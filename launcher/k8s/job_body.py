@@ -105,6 +105,8 @@ def _run_environment(request: LaunchRequest) -> list[dict[str, str]]:
         "PARTITA_ASSETS": ",".join(key.to_user_string() for key in request.asset_keys),
         "PARTITA_CONTROL_PLANE": request.control_plane_address,
         "PYTHONUNBUFFERED": "1",
+        # TLS to the control plane: paths inside the pod, where a Secret is mounted (docs/security.md).
+        **request.reporting_environment,
     }
     location = request.location
     if location.module_name:
