@@ -16,7 +16,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -30,6 +30,16 @@ _BEARER = "bearer "
 OPEN_SERVICES = frozenset({"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"})
 #: Tokens shorter than this are refused at start: a guessable token authenticates nobody.
 MIN_TOKEN_LENGTH = 16
+
+
+if TYPE_CHECKING:  # grpc-stubs make these generic; at run time they are plain classes
+    _ServerInterceptor = grpc.ServerInterceptor[Any, Any]
+    _UnaryUnaryClientInterceptor = grpc.UnaryUnaryClientInterceptor[Any, Any]
+    _UnaryStreamClientInterceptor = grpc.UnaryStreamClientInterceptor[Any, Any]
+else:
+    _ServerInterceptor = grpc.ServerInterceptor
+    _UnaryUnaryClientInterceptor = grpc.UnaryUnaryClientInterceptor
+    _UnaryStreamClientInterceptor = grpc.UnaryStreamClientInterceptor
 
 
 class TokenFileError(PartitaError):
@@ -95,7 +105,7 @@ def presented_token(metadata: Any) -> str | None:
     return None
 
 
-class TokenAuthInterceptor(grpc.ServerInterceptor[Any, Any]):
+class TokenAuthInterceptor(_ServerInterceptor):
     """Refuses every call but health and reflection unless it carries the token of ``token_file``."""
 
     def __init__(self, token_file: TokenFile) -> None:
@@ -156,9 +166,7 @@ def _refusal(
     )
 
 
-class TokenClientInterceptor(
-    grpc.UnaryUnaryClientInterceptor[Any, Any], grpc.UnaryStreamClientInterceptor[Any, Any]
-):
+class TokenClientInterceptor(_UnaryUnaryClientInterceptor, _UnaryStreamClientInterceptor):
     """Adds ``authorization: Bearer <token>`` (read from the file at each call) to every call."""
 
     def __init__(self, token_file: TokenFile) -> None:
