@@ -150,3 +150,12 @@ def test_pod_settings_come_from_the_config_and_the_run_tag() -> None:
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
     assert pod["nodeSelector"] == {"workload": "batch"}
     assert pod["tolerations"] == [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def test_the_workers_tls_settings_are_in_the_jobs_environment() -> None:
+    launch = request(reporting_environment={"PARTITA_TLS_CA": "/var/run/partita/tls/ca.crt"})
+    env = {
+        item["name"]: item.get("value")
+        for item in job_for(launch)["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["PARTITA_TLS_CA"] == "/var/run/partita/tls/ca.crt"
