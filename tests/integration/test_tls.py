@@ -6,8 +6,11 @@ the control plane's storage unchanged.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -208,3 +211,38 @@ def test_the_code_server_refuses_calls_without_its_token(token_path: Path, tmp_p
             channel.close()
     finally:
         server.stop()
+
+
+def test_the_cli_connects_with_tls_flags_or_variables_and_explains_a_refusal(
+    control_plane_factory: Callable[..., ControlPlane], pki: Pki, other_pki: Pki
+) -> None:
+    plane = control_plane_factory({}, tls=pki.server(mutual=True))
+    command = [sys.executable, "-m", "partita.cli", "backfill", "list", "--json"]
+    command += ["--control-plane", plane.address]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARTITA_TLS")}
+
+    def cli(*flags: str, **variables: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *flags],
+            env={**environment, **variables},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    by_flags = cli(
+        "--tls-ca", str(pki.ca_file), "--tls-cert", str(pki.client_cert), "--tls-key", str(pki.client_key)
+    )
+    assert by_flags.returncode == 0, by_flags.stderr
+    by_variables = cli(
+        PARTITA_TLS_CA=str(pki.ca_file),
+        PARTITA_TLS_CERT=str(pki.client_cert),
+        PARTITA_TLS_KEY=str(pki.client_key),
+    )
+    assert by_variables.returncode == 0, by_variables.stderr
+    refused = cli("--tls-ca", str(other_pki.ca_file))
+    assert refused.returncode == 1
+    assert "UNAVAILABLE" in refused.stderr and "TLS handshake failed" in refused.stderr
+    half = cli("--tls-ca", str(pki.ca_file), "--tls-cert", str(pki.client_cert))
+    assert half.returncode == 2 and "--tls-key is missing" in half.stderr
