@@ -246,3 +246,28 @@ def test_the_cli_connects_with_tls_flags_or_variables_and_explains_a_refusal(
     assert "UNAVAILABLE" in refused.stderr and "TLS handshake failed" in refused.stderr
     half = cli("--tls-ca", str(pki.ca_file), "--tls-cert", str(pki.client_cert))
     assert half.returncode == 2 and "--tls-key is missing" in half.stderr
+
+
+def test_a_control_plane_without_the_token_shows_why_on_the_location(
+    control_plane_factory: Callable[..., ControlPlane], secure_code_server: SpawnedCodeServer, pki: Pki
+) -> None:
+    plane = control_plane_factory({"tests": secure_code_server.address}, code_server_tls=pki.client())
+    [location] = plane.code_locations()
+    assert location.status != "loaded"
+    assert location.error is not None and "UNAUTHENTICATED" in location.error
+    assert "--code-server-token-file" in location.error
+
+
+def test_an_open_code_server_warns_unless_only_this_machine_can_reach_it(token_path: Path) -> None:
+    def started_output(*arguments: str) -> str:
+        server = spawn_code_server(
+            module_name="tests.fixtures.backfill_location",
+            working_directory=str(ROOT),
+            extra_arguments=arguments,
+        )
+        server.stop()
+        return "\n".join(server.output)
+
+    assert "accepts calls (Reload, sensor evaluation) from anyone" in started_output("--host", "0.0.0.0")
+    assert "from anyone" not in started_output("--host", "0.0.0.0", "--auth-token-file", str(token_path))
+    assert "from anyone" not in started_output()
