@@ -3,7 +3,7 @@
 Two real control planes (SQLite, embedded, a launcher that starts nothing) hold the same small
 backfill; one serves plain text, the other TLS (a ``trustme`` CA, ECDSA P-256 certificates), and a
 third mutual TLS. Each is called ``GetBackfill`` on a warm channel (the handshake is paid once per
-connection, not per call), in interleaved rounds so that drift on a shared machine hits all alike.
+connection, not per call), one call of each in turn so that drift on a shared machine hits all alike.
 Run: ``.venv/bin/python -m benchmarks.security [--calls 2000]``.
 """
 
@@ -31,7 +31,6 @@ from control_plane.views import LaunchOptions  # noqa: E402
 from tests.fixtures.pki import make_pki  # noqa: E402
 
 TARGET_ADDED_MS = 0.2
-ROUNDS = 10
 SPEC = BackfillRequestSpec(
     asset_keys=(AssetKey("a"), AssetKey("b"), AssetKey("c")),
     partition_ranges=(PartitionKeyRange("2024-01-01", "2024-01-31"),),
@@ -84,10 +83,10 @@ def main() -> None:
             times: dict[str, list[float]] = {name: [] for name in cases}
             for client, backfill_id in clients.values():
                 timed_calls(lambda c=client, b=backfill_id: c.get_backfill(b), 200)  # warm up
-            per_round = max(args.calls // ROUNDS, 1)
-            for _ in range(ROUNDS):
+            # Call by call in turn: a burst of load from elsewhere on the machine hits every case alike.
+            for _ in range(args.calls):
                 for name, (client, backfill_id) in clients.items():
-                    times[name] += timed_calls(lambda c=client, b=backfill_id: c.get_backfill(b), per_round)
+                    times[name] += timed_calls(lambda c=client, b=backfill_id: c.get_backfill(b), 1)
             report(times)
         finally:
             for client, _ in clients.values():
