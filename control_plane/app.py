@@ -17,8 +17,10 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy.engine import make_url
 
 from code_server.asset_key import AssetKey
-from code_server.client import CodeServerDeadlines
+from code_server.auth_token import TokenFile
+from code_server.client import CodeServerClient, CodeServerDeadlines
 from code_server.partitions.keys import PartitionKeyRange
+from code_server.tls import ClientTls, ServerTls
 from code_server.wire.automation import BackfillRequestSpec
 from control_plane.api.aio_server import AioServer
 from control_plane.api.servicer import ControlPlaneServicer
@@ -104,6 +106,14 @@ class ControlPlaneConfig:
     code_server_deadlines: CodeServerDeadlines = field(default_factory=CodeServerDeadlines)
     #: Audit events older than this are deleted (hourly, in bulk).
     audit_retention_days: float = DEFAULT_AUDIT_RETENTION_DAYS
+    #: Serve TLS (mutual TLS with ``tls.client_ca``); None serves plain text.
+    tls: ServerTls | None = None
+    #: How to verify code servers (and the certificate to present to them).
+    code_server_tls: ClientTls | None = None
+    #: The file holding the code servers' shared token, sent with every call to them.
+    code_server_token_file: str | None = None
+    #: What run workers trust to reach this control plane (paths as a worker sees them).
+    worker_tls: ClientTls | None = None
 
     def resolved_run_log_directory(self) -> Path:
         if self.run_log_directory:
@@ -136,8 +146,16 @@ class ControlPlane(ControlPlaneService):
         self._runs = RunStore(self.database)
         self._events = RunEventStore(self.database)
         self._audit = AuditStore(self.database)
+        token_file = TokenFile.from_setting(config.code_server_token_file)
         self.locations = CodeLocations(
             config.code_servers,
+            client_factory=lambda name, address: CodeServerClient(
+                address,
+                location_name=name,
+                deadlines=config.code_server_deadlines,
+                tls=config.code_server_tls,
+                token_file=token_file,
+            ),
             clock=clock,
             deadlines=config.code_server_deadlines,
             refresh_seconds=config.location_refresh_seconds,
@@ -156,7 +174,9 @@ class ControlPlane(ControlPlaneService):
         self._stream_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="streams")
         self._changes = ChangeSignal()
         self._stopped = False
-        self.port = self._server.add_port(f"{config.host}:{config.port}")
+        self.port = self._server.add_port(
+            f"{config.host}:{config.port}", config.tls.credentials() if config.tls else None
+        )
         self.address = f"{config.host}:{self.port}"
         self.reports = RunReportHandler(self.database, on_applied=self._on_reports_applied)
         self.engine = BackfillEngine(self.database, self.locations, clock=clock, wake=self._wake)
@@ -167,6 +187,7 @@ class ControlPlane(ControlPlaneService):
             control_plane_address=lambda: config.advertised_address or self.address,
             max_concurrent_runs=config.max_concurrent_runs,
             clock=clock,
+            reporting_environment=config.worker_tls.environment() if config.worker_tls else None,
             on_launch_failed=lambda run, reason: self.reports.fail_run(
                 run, reason, self._clock(), kind=RunFailureKind.LAUNCH_FAILED
             ),

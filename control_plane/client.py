@@ -26,6 +26,7 @@ from code_server.asset_key import AssetKey
 from code_server.client.retrying import RETRYABLE, call_with_retries
 from code_server.errors import PartitaError
 from code_server.partitions.keys import PartitionKeyRange
+from code_server.tls import ClientTls, handshake_hint, open_channel
 from code_server.wire.assets import asset_key_to_proto
 from code_server.wire.automation import BackfillRequestSpec
 from code_server.wire.partitions import key_range_to_proto
@@ -131,7 +132,11 @@ class AssetPartitionStatus:
 
 
 class ControlPlaneClient:
-    """The control plane at ``address`` (HOST:PORT). Thread-safe; close it (or use ``with``) when done."""
+    """The control plane at ``address`` (HOST:PORT). Thread-safe; close it (or use ``with``) when done.
+
+    ``tls`` verifies the control plane's certificate (and presents a client certificate for mutual
+    TLS); without it the channel is plain text.
+    """
 
     def __init__(
         self,
@@ -140,13 +145,16 @@ class ControlPlaneClient:
         timeout: float = 30.0,
         retries: int = 2,
         retry_backoff: float = 0.1,
+        tls: ClientTls | None = None,
     ) -> None:
         self.address = address
+        self.tls = tls
         self._timeout = timeout
         self._retries = retries
         self._retry_backoff = retry_backoff
-        self._channel = grpc.insecure_channel(
+        self._channel = open_channel(
             address,
+            tls,
             options=[
                 ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
                 ("grpc.initial_reconnect_backoff_ms", 100),
@@ -420,7 +428,7 @@ class ControlPlaneClient:
             return ControlPlaneUnreachable(
                 f"Cannot reach the control plane at {self.address} ({code.name}: {details}). Start it "
                 "(`partita dev` or `partita control-plane`), or point --control-plane or "
-                "PARTITA_CONTROL_PLANE at it.",
+                "PARTITA_CONTROL_PLANE at it." + handshake_hint(details, self.tls),
                 status=code,
                 address=self.address,
             )

@@ -37,6 +37,9 @@ class LaunchRequest:
     tags: Mapping[str, str] = field(default_factory=dict)
     #: The run attempt the worker claims before executing (``RunRecord.attempt``).
     attempt: int = 1
+    #: Environment the worker needs to reach the control plane (``PARTITA_TLS_*``: paths as the
+    #: worker sees them); every launcher sets it in the worker's environment.
+    reporting_environment: Mapping[str, str] = field(default_factory=dict)
 
     def execute_run_arguments(self) -> list[str]:
         """The ``partita execute-run`` arguments for this run (the same for every launcher)."""

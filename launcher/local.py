@@ -73,7 +73,7 @@ class LocalProcessLauncher(RunLauncher):
 
     def launch(self, request: LaunchRequest) -> str:
         command = [self._python, "-m", "partita.cli", *request.execute_run_arguments()]
-        env = {**os.environ, **self._environment, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self._environment, **request.reporting_environment, "PYTHONUNBUFFERED": "1"}
         log_path = self.log_path(request.run_id)
         try:
             log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from google.protobuf.duration_pb2 import Duration
 from code_server.asset_graph import AssetGraph
 from code_server.asset_key import AssetKey
 from code_server.assets import AssetNode
+from code_server.auth_token import TokenClientInterceptor, TokenFile
 from code_server.client.errors import (
     CodeServerError,
     CodeServerUnavailable,
@@ -33,6 +34,7 @@ from code_server.client.errors import (
 )
 from code_server.client.retrying import RETRYABLE, call_with_retries
 from code_server.partitions.keys import PartitionKeyRange
+from code_server.tls import ClientTls, handshake_hint, open_channel
 from code_server.wire.assets import asset_key_to_proto, asset_node_from_proto
 from code_server.wire.automation import (
     EvaluationResult,
@@ -104,7 +106,11 @@ class DefinitionsSnapshot:
 
 
 class CodeServerClient:
-    """One code server, by address. Thread-safe; close it (or use ``with``) to free the channel."""
+    """One code server, by address. Thread-safe; close it (or use ``with``) to free the channel.
+
+    ``tls`` verifies the server (and presents a client certificate for mutual TLS); ``token_file``
+    holds the code server's shared token, sent with every call.
+    """
 
     def __init__(
         self,
@@ -115,15 +121,19 @@ class CodeServerClient:
         deadlines: CodeServerDeadlines | None = None,
         retries: int = 2,
         retry_backoff: float = 0.1,
+        tls: ClientTls | None = None,
+        token_file: TokenFile | None = None,
     ) -> None:
         self.address = address
         self.location_name = location_name or address
+        self._tls = tls
         self._timeout = timeout
         self.deadlines = deadlines or CodeServerDeadlines.uniform(timeout)
         self._retries = retries
         self._retry_backoff = retry_backoff
-        self._channel = grpc.insecure_channel(
+        self._channel = open_channel(
             address,
+            tls,
             options=[
                 ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
                 # Reconnect quickly after a code server restarts instead of backing off for seconds.
@@ -131,7 +141,12 @@ class CodeServerClient:
                 ("grpc.max_reconnect_backoff_ms", 1000),
             ],
         )
-        self._stub = code_server_pb2_grpc.CodeServerStub(self._channel)
+        calls = (
+            grpc.intercept_channel(self._channel, TokenClientInterceptor(token_file))
+            if token_file is not None
+            else self._channel
+        )
+        self._stub = code_server_pb2_grpc.CodeServerStub(calls)
 
     def __enter__(self) -> CodeServerClient:
         return self
@@ -328,7 +343,8 @@ class CodeServerClient:
         if code in RETRYABLE:
             return made(
                 CodeServerUnavailable,
-                f"Code server for {where} is unavailable ({code.name}: {details}); check that it is running.",
+                f"Code server for {where} is unavailable ({code.name}: {details}); check that it is running."
+                + handshake_hint(details, self._tls),
             )
         if code == grpc.StatusCode.INTERNAL and details == _UNDECODABLE_DETAILS:
             return made(

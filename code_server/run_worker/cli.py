@@ -2,7 +2,9 @@
 
 Every option can also come from the environment (``PARTITA_RUN_ID``, ``PARTITA_RUN_ATTEMPT``,
 ``PARTITA_ASSETS``, ``PARTITA_PARTITION_RANGE``, ``PARTITA_PARTITION_KEY``, ``PARTITA_CONTROL_PLANE``,
-``PARTITA_MODULE``, ``PARTITA_PYTHON_FILE``), which is how a Kubernetes Job passes them.
+``PARTITA_MODULE``, ``PARTITA_PYTHON_FILE``), which is how a Kubernetes Job passes them. The TLS
+settings of the connection to the control plane come from ``--tls-*`` or ``PARTITA_TLS_CA``,
+``PARTITA_TLS_CERT``, ``PARTITA_TLS_KEY`` and ``PARTITA_TLS_SERVER_NAME`` (see docs/security.md).
 
 With a control plane, the worker first claims its run attempt and executes nothing unless granted:
 a second worker of the same attempt exits with ``EXIT_NOT_CLAIMED``.
@@ -23,6 +25,8 @@ from code_server.run_worker.events import ErrorInfo, EventSink, RunFinished, Run
 from code_server.run_worker.executor import RunOutcome, RunPlan, execute_run
 from code_server.run_worker.grpc_sink import GrpcEventSink, ReportFailed
 from code_server.run_worker.json_sink import JsonLinesEventSink
+from code_server.tls import TlsConfigError
+from code_server.tls_flags import add_client_tls_arguments, client_tls_from_args
 
 #: Exit code for a run whose arguments or code are unusable (as opposed to an asset that failed).
 EXIT_BAD_RUN = RunOutcome.INVALID.value
@@ -66,6 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="HOST:PORT of the control plane to report to; without it events go to --events-file or stdout",
     )
     parser.add_argument("--events-file", help="append JSON-lines events to this file instead of stdout")
+    add_client_tls_arguments(parser, what="the control plane")
     parser.set_defaults(handler=run_command)
 
 
@@ -78,7 +83,11 @@ def run_command(args: argparse.Namespace) -> int:
         flags = ", ".join("--" + name.replace("_", "-") for name in missing)
         print(f"execute-run: missing {flags} (or their PARTITA_* environment variables)", file=sys.stderr)
         return EXIT_BAD_RUN
-    sink = _open_sink(args)
+    try:
+        sink = _open_sink(args)
+    except TlsConfigError as error:
+        print(f"execute-run: {error}", file=sys.stderr)
+        return EXIT_CLAIM_FAILED if args.control_plane else EXIT_BAD_RUN
     try:
         if isinstance(sink, GrpcEventSink):
             refused = _claim(sink, args.run_id, args.attempt)
@@ -133,5 +142,5 @@ def _claim(sink: GrpcEventSink, run_id: str, attempt: int) -> int | None:
 
 def _open_sink(args: argparse.Namespace) -> EventSink:
     if args.control_plane:
-        return GrpcEventSink(args.control_plane)
+        return GrpcEventSink(args.control_plane, tls=client_tls_from_args(args))
     return JsonLinesEventSink(path=args.events_file) if args.events_file else JsonLinesEventSink()

@@ -33,6 +33,7 @@ from code_server.run_worker.events import (
     RunStarted,
 )
 from code_server.run_worker.json_sink import JsonLinesEventSink
+from code_server.tls import ClientTls, handshake_hint, open_channel
 from code_server.version import __version__
 from code_server.wire.assets import asset_key_to_proto
 from code_server.wire.partitions import key_range_to_proto
@@ -77,8 +78,15 @@ class ReportFailed(Exception):
 class GrpcEventSink:
     """Sends every event as it happens; also echoes it as a JSON line into the run's log."""
 
-    def __init__(self, address: str, *, patience_seconds: float = REPORT_PATIENCE_SECONDS) -> None:
-        self._channel = grpc.insecure_channel(address)
+    def __init__(
+        self,
+        address: str,
+        *,
+        patience_seconds: float = REPORT_PATIENCE_SECONDS,
+        tls: ClientTls | None = None,
+    ) -> None:
+        self._tls = tls
+        self._channel = open_channel(address, tls)
         self._stub = run_reporter_pb2_grpc.RunReporterStub(self._channel)
         self._address = address
         self._patience = patience_seconds
@@ -149,7 +157,7 @@ class GrpcEventSink:
                     )
                     raise ReportFailed(
                         f"Could not send {what} to the control plane at {self._address} ({why}): "
-                        f"{code.name}: {error.details()}"
+                        f"{code.name}: {error.details()}" + handshake_hint(error.details() or "", self._tls)
                     ) from error
                 logger.warning(
                     "Control plane at %s answered %s for %s; retrying in %.1f s",

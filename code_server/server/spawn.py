@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 _LISTENING = re.compile(r"listening on (\S+)")
@@ -51,7 +51,9 @@ def spawn_code_server(
     image: str | None = None,
     environment: Mapping[str, str] | None = None,
     start_timeout: float = 30.0,
+    extra_arguments: Sequence[str] = (),
 ) -> SpawnedCodeServer:
+    """Start ``partita code-server``; ``extra_arguments`` are appended (``--tls-cert``, ...)."""
     command = [sys.executable, "-m", "partita.cli", "code-server", "--host", host, "--port", str(port)]
     command += ["-m", module_name] if module_name else ["-f", str(python_file)]
     if working_directory:
@@ -60,6 +62,7 @@ def spawn_code_server(
         command += ["--location-name", location_name]
     if image:
         command += ["--image", image]
+    command += list(extra_arguments)
     process = subprocess.Popen(
         command,
         cwd=working_directory or None,

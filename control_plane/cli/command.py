@@ -14,6 +14,7 @@ from typing import TypeAlias
 
 from code_server.asset_key import AssetKey
 from code_server.errors import PartitaError
+from code_server.tls_flags import add_client_tls_arguments, client_tls_from_args
 from control_plane.client import (
     DEFAULT_ADDRESS,
     ControlPlaneClient,
@@ -36,13 +37,14 @@ class UsageError(Exception):
 
 
 def connection_parent() -> argparse.ArgumentParser:
-    """A parent parser giving a subcommand ``--control-plane HOST:PORT``."""
+    """A parent parser giving a subcommand ``--control-plane HOST:PORT`` and the ``--tls-*`` flags."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument(
         "--control-plane",
         metavar="HOST:PORT",
         help=f"address of the control plane (default: ${ADDRESS_ENV}, else {DEFAULT_ADDRESS})",
     )
+    add_client_tls_arguments(parent, what="the control plane")
     return parent
 
 
@@ -62,7 +64,8 @@ def with_client(command: ClientCommand) -> Callable[[argparse.Namespace], int]:
 
     def handler(args: argparse.Namespace) -> int:
         try:
-            with ControlPlaneClient(control_plane_address(args)) as client:
+            tls = client_tls_from_args(args)
+            with ControlPlaneClient(control_plane_address(args), tls=tls) as client:
                 return command(args, client)
         except (UsageError, InvalidArgumentError) as error:
             return fail(str(error), EXIT_USAGE)

@@ -10,7 +10,9 @@ import sys
 import threading
 from types import FrameType
 
+from code_server.auth_token import TokenFileError
 from code_server.client import CodeServerDeadlines
+from code_server.tls import TlsConfigError
 from control_plane.api.stream_hubs import DEFAULT_MAX_OPEN_STREAMS
 from control_plane.app import (
     DEFAULT_AUDIT_RETENTION_DAYS,
@@ -20,6 +22,10 @@ from control_plane.app import (
     ControlPlaneConfig,
 )
 from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
+from control_plane.cli.transport_security import (
+    add_transport_security_arguments,
+    transport_security_config,
+)
 from launcher.base import LauncherError, RunLauncher
 
 DATABASE_ENV = "PARTITA_DATABASE_URL"
@@ -101,6 +107,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="how long audit events (every mutating call) are kept; older ones are deleted hourly "
         f"(default {DEFAULT_AUDIT_RETENTION_DAYS:g})",
     )
+    add_transport_security_arguments(parser)
     parser.set_defaults(handler=run_command)
 
 
@@ -154,6 +161,10 @@ def run_command(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    try:
+        security = transport_security_config(args)
+    except TlsConfigError as error:
+        raise SystemExit(f"error: {error}") from error
     config = ControlPlaneConfig(
         database_url=args.db,
         code_servers=parse_code_servers(args.code_server),
@@ -165,8 +176,12 @@ def run_command(args: argparse.Namespace) -> int:
         evaluation_timeout_seconds=float(args.evaluation_timeout),
         code_server_deadlines=code_server_deadlines(float(args.code_server_deadline)),
         audit_retention_days=args.audit_retention_days,
+        **security,
     )
-    control_plane = ControlPlane(config, launcher=build_launcher(args))
+    try:
+        control_plane = ControlPlane(config, launcher=build_launcher(args))
+    except TokenFileError as error:
+        raise SystemExit(f"error: {error}") from error
     control_plane.start()
     print(f"partita control-plane listening on {control_plane.address}", flush=True)
     serve_until_signalled(control_plane)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from control_plane.errors import LocationUnavailable
@@ -35,7 +35,9 @@ class RunQueue:
         max_concurrent_runs: int,
         clock: Callable[[], datetime],
         on_launch_failed: Callable[[RunRecord, str], object],
+        reporting_environment: Mapping[str, str] | None = None,
     ) -> None:
+        self._reporting_environment = dict(reporting_environment or {})
         self._runs = RunStore(database)
         self._backfills = BackfillStore(database)
         self._events = RunEventStore(database)
@@ -106,7 +108,10 @@ class RunQueue:
         ):
             return False  # canceled or taken meanwhile
         try:
-            handle = self._launcher.launch(launch_request(run, target, self._address()))
+            request = launch_request(
+                run, target, self._address(), reporting_environment=self._reporting_environment
+            )
+            handle = self._launcher.launch(request)
         except Exception as error:  # a launch failure fails this run, never the loop
             reason = f"Could not launch run: {error}"
             logger.warning("Run %s: %s", run.id, reason)
@@ -120,7 +125,13 @@ class RunQueue:
         return True
 
 
-def launch_request(run: RunRecord, target: CodeLocationTarget, control_plane_address: str) -> LaunchRequest:
+def launch_request(
+    run: RunRecord,
+    target: CodeLocationTarget,
+    control_plane_address: str,
+    *,
+    reporting_environment: Mapping[str, str] | None = None,
+) -> LaunchRequest:
     """What the launcher is given for ``run``: the same for a launch and for finding one again."""
     return LaunchRequest(
         run_id=run.id,
@@ -131,6 +142,7 @@ def launch_request(run: RunRecord, target: CodeLocationTarget, control_plane_add
         backfill_id=run.backfill_id,
         tags=run.tags,
         attempt=run.attempt,
+        reporting_environment=dict(reporting_environment or {}),
     )
 
 

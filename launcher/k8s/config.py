@@ -28,7 +28,9 @@ K8S_CONFIG_TAG = "partita/k8s-config"
 DEFAULT_NAMESPACE = "default"
 DEFAULT_TTL_SECONDS_AFTER_FINISHED = 86_400
 
-_LIST_KEYS = ("image_pull_secrets", "env", "env_from", "tolerations")
+_LIST_KEYS = ("image_pull_secrets", "env", "env_from", "tolerations", "volumes", "volume_mounts")
+#: Settings only the launcher's file may give: a run's tag could otherwise mount any Secret or host path.
+_FILE_ONLY_KEYS = ("volumes", "volume_mounts")
 _MAPPING_KEYS = ("resources", "node_selector", "labels", "annotations")
 _STRING_KEYS = ("namespace", "image", "service_account_name", "image_pull_policy")
 _INTEGER_KEYS = ("ttl_seconds_after_finished", "active_deadline_seconds")
@@ -58,6 +60,9 @@ class JobSettings:
     annotations: Mapping[str, str] = field(default_factory=dict)
     ttl_seconds_after_finished: int | None = DEFAULT_TTL_SECONDS_AFTER_FINISHED
     active_deadline_seconds: int | None = None
+    #: Pod volumes and the run-worker container's mounts (e.g. the CA to verify the control plane).
+    volumes: tuple[Mapping[str, Any], ...] = ()
+    volume_mounts: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,8 @@ class K8sLauncherConfig:
                 "ttl_seconds_after_finished", DEFAULT_TTL_SECONDS_AFTER_FINISHED
             ),
             active_deadline_seconds=merged.get("active_deadline_seconds"),
+            volumes=tuple(merged.get("volumes") or ()),
+            volume_mounts=tuple(merged.get("volume_mounts") or ()),
         )
 
 
@@ -135,7 +142,12 @@ def parse_run_override(text: str) -> dict[str, Any]:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise K8sConfigError(f"{source} is not valid JSON ({error}): {text!r}") from error
-    return validate_settings(document, source)
+    settings = validate_settings(document, source)
+    if refused := sorted(set(settings) & set(_FILE_ONLY_KEYS)):
+        raise K8sConfigError(
+            f"{source}: {', '.join(refused)} can only be set in the launcher's config file, not per run"
+        )
+    return settings
 
 
 def validate_settings(document: Any, source: str) -> dict[str, Any]:
@@ -168,13 +180,14 @@ def validate_settings(document: Any, source: str) -> dict[str, Any]:
         settings["image_pull_secrets"] = [
             _secret_name(item, source) for item in settings["image_pull_secrets"]
         ]
-    for key in ("env", "env_from", "tolerations"):
+    for key in ("env", "env_from", "tolerations", "volumes", "volume_mounts"):
         for item in settings.get(key) or ():
             if not isinstance(item, Mapping):
                 raise K8sConfigError(f"{source}: every item of {key} must be a mapping, got {item!r}")
-    for item in settings.get("env") or ():
-        if not isinstance(item.get("name"), str):
-            raise K8sConfigError(f"{source}: every env item needs a name, got {item!r}")
+    for key in ("env", "volumes", "volume_mounts"):
+        for item in settings.get(key) or ():
+            if not isinstance(item.get("name"), str):
+                raise K8sConfigError(f"{source}: every {key} item needs a name, got {item!r}")
     for key in ("node_selector", "labels", "annotations"):
         for name, value in (settings.get(key) or {}).items():
             if not isinstance(value, str):

@@ -84,6 +84,8 @@ def _pod_spec(request: LaunchRequest, settings: JobSettings, image: str) -> dict
         container["envFrom"] = [dict(item) for item in settings.env_from]
     if settings.resources:
         container["resources"] = dict(settings.resources)
+    if settings.volume_mounts:
+        container["volumeMounts"] = [dict(item) for item in settings.volume_mounts]
     pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
     if settings.service_account_name:
         pod_spec["serviceAccountName"] = settings.service_account_name
@@ -93,6 +95,8 @@ def _pod_spec(request: LaunchRequest, settings: JobSettings, image: str) -> dict
         pod_spec["nodeSelector"] = dict(settings.node_selector)
     if settings.tolerations:
         pod_spec["tolerations"] = [dict(item) for item in settings.tolerations]
+    if settings.volumes:
+        pod_spec["volumes"] = [dict(item) for item in settings.volumes]
     return pod_spec
 
 
@@ -105,6 +109,8 @@ def _run_environment(request: LaunchRequest) -> list[dict[str, str]]:
         "PARTITA_ASSETS": ",".join(key.to_user_string() for key in request.asset_keys),
         "PARTITA_CONTROL_PLANE": request.control_plane_address,
         "PYTHONUNBUFFERED": "1",
+        # TLS to the control plane: paths inside the pod, where a Secret is mounted (docs/security.md).
+        **request.reporting_environment,
     }
     location = request.location
     if location.module_name:

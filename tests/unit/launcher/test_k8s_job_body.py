@@ -12,7 +12,7 @@ from kubernetes_validate.utils import latest_version
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
 from launcher.base import CodeLocationTarget, LaunchRequest
-from launcher.k8s import K8S_CONFIG_TAG, K8sLauncherConfig
+from launcher.k8s import K8S_CONFIG_TAG, K8sConfigError, K8sLauncherConfig
 from launcher.k8s.job_body import build_job
 
 #: The oldest and the newest Kubernetes versions kubernetes-validate knows.
@@ -33,6 +33,8 @@ CONFIG = K8sLauncherConfig.from_mapping(
             "labels": {"team": "data", "app.kubernetes.io/managed-by": "someone-else"},
             "annotations": {"owner": "data-platform"},
             "active_deadline_seconds": 3600,
+            "volumes": [{"name": "partita-tls", "secret": {"secretName": "partita-worker-tls"}}],
+            "volume_mounts": [{"name": "partita-tls", "mountPath": "/var/run/partita/tls", "readOnly": True}],
         },
     }
 )
@@ -150,3 +152,19 @@ def test_pod_settings_come_from_the_config_and_the_run_tag() -> None:
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
     assert pod["nodeSelector"] == {"workload": "batch"}
     assert pod["tolerations"] == [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def test_the_workers_tls_settings_are_in_the_jobs_environment_and_its_ca_is_mounted() -> None:
+    launch = request(reporting_environment={"PARTITA_TLS_CA": "/var/run/partita/tls/ca.crt"})
+    pod = job_for(launch)["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["PARTITA_TLS_CA"] == "/var/run/partita/tls/ca.crt"
+    assert pod["volumes"] == [{"name": "partita-tls", "secret": {"secretName": "partita-worker-tls"}}]
+    assert container["volumeMounts"][0]["mountPath"] == "/var/run/partita/tls"
+
+
+def test_a_run_tag_cannot_mount_volumes() -> None:
+    tag = json.dumps({"volumes": [{"name": "host", "hostPath": {"path": "/"}}]})
+    with pytest.raises(K8sConfigError, match="volumes can only be set in the launcher's config file"):
+        CONFIG.settings_for("analytics", {K8S_CONFIG_TAG: tag})
