@@ -37,6 +37,7 @@ from control_plane.records import (
     RunRecord,
     RunStatus,
 )
+from control_plane.runs.credentials import RunCredentials
 from control_plane.runs.monitor import RunMonitor
 from control_plane.runs.queue import RunQueue
 from control_plane.runs.reporter_servicer import RunReporterServicer
@@ -94,6 +95,8 @@ class ControlPlaneConfig:
     max_open_streams: int = DEFAULT_MAX_OPEN_STREAMS
     #: How long each kind of call to a code server may take before its location shows the problem.
     code_server_deadlines: CodeServerDeadlines = field(default_factory=CodeServerDeadlines)
+    #: File holding the secret run credentials are minted under; None keeps a generated one in the database.
+    run_secret_file: str | None = None
 
     def resolved_run_log_directory(self) -> Path:
         if self.run_log_directory:
@@ -140,7 +143,10 @@ class ControlPlane(ControlPlaneService):
         self._stopped = False
         self.port = self._server.add_port(f"{config.host}:{config.port}")
         self.address = f"{config.host}:{self.port}"
-        self.reports = RunReportHandler(self.database, on_applied=self._on_reports_applied)
+        self.run_credentials = RunCredentials.load(self.database, secret_file=config.run_secret_file)
+        self.reports = RunReportHandler(
+            self.database, on_applied=self._on_reports_applied, credentials=self.run_credentials
+        )
         self.engine = BackfillEngine(self.database, self.locations, clock=clock, wake=self._wake)
         self.queue = RunQueue(
             self.database,
@@ -149,6 +155,7 @@ class ControlPlane(ControlPlaneService):
             control_plane_address=lambda: config.advertised_address or self.address,
             max_concurrent_runs=config.max_concurrent_runs,
             clock=clock,
+            credentials=self.run_credentials,
             on_launch_failed=lambda run, reason: self.reports.fail_run(
                 run, reason, self._clock(), kind=RunFailureKind.LAUNCH_FAILED
             ),
@@ -243,13 +250,20 @@ class ControlPlane(ControlPlaneService):
 
     # --- reports ------------------------------------------------------------------------------------
 
-    def claim(self, run_id: str, attempt: int, worker: WorkerIdentity) -> ClaimDecision:
+    def claim(
+        self, run_id: str, attempt: int, worker: WorkerIdentity, credential: str | None
+    ) -> ClaimDecision:
         return self.reports.claim(
-            run_id, attempt, worker, handle=self.launcher.handle_for_worker(worker), now=self._clock()
+            run_id,
+            attempt,
+            worker,
+            handle=self.launcher.handle_for_worker(worker),
+            now=self._clock(),
+            credential=credential,
         )
 
-    def report(self, reports: list[RunReport]) -> AppliedReports:
-        return self.reports.apply(reports)
+    def report(self, reports: list[RunReport], credential: str | None) -> AppliedReports:
+        return self.reports.apply(reports, credential)
 
     def _on_reports_applied(self, applied: AppliedReports) -> None:
         # Every backfill with a partition that changed or a run that ended is planned again.

@@ -2,7 +2,9 @@
 
 Every option can also come from the environment (``PARTITA_RUN_ID``, ``PARTITA_RUN_ATTEMPT``,
 ``PARTITA_ASSETS``, ``PARTITA_PARTITION_RANGE``, ``PARTITA_PARTITION_KEY``, ``PARTITA_CONTROL_PLANE``,
-``PARTITA_MODULE``, ``PARTITA_PYTHON_FILE``), which is how a Kubernetes Job passes them.
+``PARTITA_MODULE``, ``PARTITA_PYTHON_FILE``), which is how a Kubernetes Job passes them. The run
+credential comes only from ``PARTITA_RUN_CREDENTIAL`` or ``--run-credential-file``, never from the
+command line, which every user of the machine can read.
 
 With a control plane, the worker first claims its run attempt and executes nothing unless granted:
 a second worker of the same attempt exits with ``EXIT_NOT_CLAIMED``.
@@ -65,6 +67,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=os.environ.get("PARTITA_CONTROL_PLANE"),
         help="HOST:PORT of the control plane to report to; without it events go to --events-file or stdout",
     )
+    parser.add_argument(
+        "--run-credential-file",
+        help="file holding the run attempt's credential (default: the PARTITA_RUN_CREDENTIAL variable)",
+    )
     parser.add_argument("--events-file", help="append JSON-lines events to this file instead of stdout")
     parser.set_defaults(handler=run_command)
 
@@ -78,7 +84,14 @@ def run_command(args: argparse.Namespace) -> int:
         flags = ", ".join("--" + name.replace("_", "-") for name in missing)
         print(f"execute-run: missing {flags} (or their PARTITA_* environment variables)", file=sys.stderr)
         return EXIT_BAD_RUN
-    sink = _open_sink(args)
+    try:
+        sink = _open_sink(args)
+    except OSError as error:
+        print(
+            f"execute-run: cannot read --run-credential-file {args.run_credential_file}: {error}",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_RUN
     try:
         if isinstance(sink, GrpcEventSink):
             refused = _claim(sink, args.run_id, args.attempt)
@@ -133,5 +146,13 @@ def _claim(sink: GrpcEventSink, run_id: str, attempt: int) -> int | None:
 
 def _open_sink(args: argparse.Namespace) -> EventSink:
     if args.control_plane:
-        return GrpcEventSink(args.control_plane)
+        return GrpcEventSink(args.control_plane, credential=_run_credential(args))
     return JsonLinesEventSink(path=args.events_file) if args.events_file else JsonLinesEventSink()
+
+
+def _run_credential(args: argparse.Namespace) -> str | None:
+    """The run credential, from ``--run-credential-file`` or else ``PARTITA_RUN_CREDENTIAL``."""
+    if args.run_credential_file:
+        with open(args.run_credential_file, encoding="utf-8") as file:
+            return file.read().strip() or None
+    return os.environ.get("PARTITA_RUN_CREDENTIAL") or None

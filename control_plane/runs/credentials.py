@@ -24,11 +24,12 @@ from pathlib import Path
 
 from control_plane.storage.database import Database
 from control_plane.storage.secrets import SecretStore
+from launcher.base import RUN_CREDENTIAL_VARIABLE
 
 #: The gRPC metadata key a worker sends its credential under (``code_server.run_worker.grpc_sink``).
 METADATA_KEY = "partita-run-credential"
 #: The environment variable a launcher hands the credential to the worker in.
-ENVIRONMENT_VARIABLE = "PARTITA_RUN_CREDENTIAL"
+ENVIRONMENT_VARIABLE = RUN_CREDENTIAL_VARIABLE
 #: Name of the generated secret in ``control_plane_secrets``.
 SECRET_NAME = "run_credentials"
 #: Shortest secret accepted from a file: 128 bits.

@@ -18,6 +18,7 @@ from datetime import datetime
 from control_plane.errors import LocationUnavailable
 from control_plane.locations import CodeLocations
 from control_plane.records import BackfillStatus, RunRecord, RunStatus
+from control_plane.runs.credentials import RunCredentials
 from control_plane.storage import BackfillStore, Database, RunEventStore, RunStore
 from launcher.base import CodeLocationTarget, LaunchRequest, RunLauncher
 
@@ -34,6 +35,7 @@ class RunQueue:
         control_plane_address: Callable[[], str],
         max_concurrent_runs: int,
         clock: Callable[[], datetime],
+        credentials: RunCredentials,
         on_launch_failed: Callable[[RunRecord, str], object],
     ) -> None:
         self._runs = RunStore(database)
@@ -44,6 +46,7 @@ class RunQueue:
         self._address = control_plane_address
         self.max_concurrent_runs = max_concurrent_runs
         self._clock = clock
+        self._credentials = credentials
         self._on_launch_failed = on_launch_failed
         #: Backfill id -> when (a serial number) it last had a run launched; kept for running ones only.
         self._last_turn: dict[str, int] = {}
@@ -106,7 +109,8 @@ class RunQueue:
         ):
             return False  # canceled or taken meanwhile
         try:
-            handle = self._launcher.launch(launch_request(run, target, self._address()))
+            credential = self._credentials.mint(run.id, run.attempt)
+            handle = self._launcher.launch(launch_request(run, target, self._address(), credential))
         except Exception as error:  # a launch failure fails this run, never the loop
             reason = f"Could not launch run: {error}"
             logger.warning("Run %s: %s", run.id, reason)
@@ -120,8 +124,11 @@ class RunQueue:
         return True
 
 
-def launch_request(run: RunRecord, target: CodeLocationTarget, control_plane_address: str) -> LaunchRequest:
-    """What the launcher is given for ``run``: the same for a launch and for finding one again."""
+def launch_request(
+    run: RunRecord, target: CodeLocationTarget, control_plane_address: str, run_credential: str = ""
+) -> LaunchRequest:
+    """What the launcher is given for ``run``: the same for a launch and for finding one again
+    (which needs no ``run_credential``: only a launch hands one to a worker)."""
     return LaunchRequest(
         run_id=run.id,
         location=target,
@@ -131,6 +138,7 @@ def launch_request(run: RunRecord, target: CodeLocationTarget, control_plane_add
         backfill_id=run.backfill_id,
         tags=run.tags,
         attempt=run.attempt,
+        run_credential=run_credential,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from launcher.base import LaunchRequest
+from launcher.base import LaunchRequest, worker_secrets
 from launcher.k8s.config import JobSettings
 from launcher.k8s.names import job_name, label_value
 
@@ -105,6 +105,8 @@ def _run_environment(request: LaunchRequest) -> list[dict[str, str]]:
         "PARTITA_ASSETS": ",".join(key.to_user_string() for key in request.asset_keys),
         "PARTITA_CONTROL_PLANE": request.control_plane_address,
         "PYTHONUNBUFFERED": "1",
+        # Readable by whoever may read Jobs in the namespace; it allows reporting on this attempt only.
+        **worker_secrets(request),
     }
     location = request.location
     if location.module_name:
