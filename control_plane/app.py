@@ -121,6 +121,11 @@ class ControlPlane(ControlPlaneService):
         self._clock = clock
         self.daemon = Daemon(idle_seconds=config.idle_seconds)
         self.database = Database.open(config.database_url)
+        try:
+            self.run_credentials = RunCredentials.load(self.database, secret_file=config.run_secret_file)
+        except Exception:
+            self.database.dispose()
+            raise
         self._backfills = BackfillStore(self.database)
         self._progress = BackfillProgressStore(self.database)
         self._runs = RunStore(self.database)
@@ -143,7 +148,6 @@ class ControlPlane(ControlPlaneService):
         self._stopped = False
         self.port = self._server.add_port(f"{config.host}:{config.port}")
         self.address = f"{config.host}:{self.port}"
-        self.run_credentials = RunCredentials.load(self.database, secret_file=config.run_secret_file)
         self.reports = RunReportHandler(
             self.database, on_applied=self._on_reports_applied, credentials=self.run_credentials
         )

@@ -14,6 +14,7 @@ from code_server.client import CodeServerDeadlines
 from control_plane.api.stream_hubs import DEFAULT_MAX_OPEN_STREAMS
 from control_plane.app import DEFAULT_DATABASE_URL, DEFAULT_PORT, ControlPlane, ControlPlaneConfig
 from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
+from control_plane.runs.credentials import RunSecretUnusable
 from launcher.base import LauncherError, RunLauncher
 
 DATABASE_ENV = "PARTITA_DATABASE_URL"
@@ -21,6 +22,7 @@ LAUNCHER_ENV = "PARTITA_LAUNCHER"
 K8S_CONFIG_ENV = "PARTITA_K8S_CONFIG"
 EVALUATION_TIMEOUT_ENV = "PARTITA_EVALUATION_TIMEOUT"
 CODE_SERVER_DEADLINE_ENV = "PARTITA_CODE_SERVER_DEADLINE"
+RUN_SECRET_FILE_ENV = "PARTITA_RUN_SECRET_FILE"
 #: Beyond a day a deadline bounds nothing an operator would wait for.
 _MAX_SECONDS = 86_400.0
 _DEFAULT_DEADLINES = CodeServerDeadlines()
@@ -87,6 +89,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         f"unavailable (default {_DEFAULT_DEADLINES.definitions:g}; GetServerInfo gets at most "
         f"{_DEFAULT_DEADLINES.server_info:g}; env {CODE_SERVER_DEADLINE_ENV})",
     )
+    parser.add_argument(
+        "--run-secret-file",
+        default=os.environ.get(RUN_SECRET_FILE_ENV) or None,
+        metavar="FILE",
+        help="file holding the secret run credentials are minted under, shared by every control plane "
+        f"of the database (default: one generated once and kept in the database; env {RUN_SECRET_FILE_ENV})",
+    )
     parser.set_defaults(handler=run_command)
 
 
@@ -140,8 +149,13 @@ def run_command(args: argparse.Namespace) -> int:
         max_open_streams=args.max_open_streams,
         evaluation_timeout_seconds=float(args.evaluation_timeout),
         code_server_deadlines=code_server_deadlines(float(args.code_server_deadline)),
+        run_secret_file=args.run_secret_file,
     )
-    control_plane = ControlPlane(config, launcher=build_launcher(args))
+    try:
+        control_plane = ControlPlane(config, launcher=build_launcher(args))
+    except RunSecretUnusable as error:
+        print(f"partita control-plane: {error}", file=sys.stderr)
+        return 2
     control_plane.start()
     print(f"partita control-plane listening on {control_plane.address}", flush=True)
     serve_until_signalled(control_plane)
