@@ -150,3 +150,15 @@ def test_pod_settings_come_from_the_config_and_the_run_tag() -> None:
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
     assert pod["nodeSelector"] == {"workload": "batch"}
     assert pod["tolerations"] == [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def test_the_run_credential_is_in_the_jobs_environment_and_never_in_its_arguments() -> None:
+    launch = request(run_credential="partita-run.c2VjcmV0")
+    (container,) = job_for(launch)["spec"]["template"]["spec"]["containers"]
+    assert {"name": "PARTITA_RUN_CREDENTIAL", "value": "partita-run.c2VjcmV0"} in container["env"]
+    assert not any("partita-run." in argument for argument in container["args"])
+    assert "c2VjcmV0" not in repr(launch)
+    assert not any(
+        item["name"] == "PARTITA_RUN_CREDENTIAL"
+        for item in job_for(request())["spec"]["template"]["spec"]["containers"][0]["env"]
+    )
