@@ -260,14 +260,17 @@ class RunReportHandler:
         runs: dict[str, RunRecord | None] = {
             run_id: self._runs.get(run_id) for run_id in dict.fromkeys(r.run_id for r in reports)
         }
-        # Lock the backfills before any run row, in the order cancel and planning lock them, so two
-        # transactions never hold one each and wait for the other.
-        self._backfills.lock(sorted({run.backfill_id for run in runs.values() if run and run.backfill_id}))
         covered = {
             run_id: self._credentials is None or self._credentials.covers(credential, run.id, run.attempt)
             for run_id, run in runs.items()
             if run is not None
         }
+        # Lock the backfills before any run row, in the order cancel and planning lock them, so two
+        # transactions never hold one each and wait for the other. A caller without the credential
+        # locks nothing.
+        self._backfills.lock(
+            sorted({run.backfill_id for run in runs.values() if run and run.backfill_id and covered[run.id]})
+        )
         logs: dict[str, list[LogEntry]] = {}
         for report in reports:
             run = runs[report.run_id]
