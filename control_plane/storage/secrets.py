@@ -17,9 +17,20 @@ class SecretStore:
     def __init__(self, database: Database) -> None:
         self._database = database
 
+    def get(self, name: str) -> str | None:
+        """The secret ``name``, or None before it was made."""
+        with self._database.read() as conn:
+            value: str | None = conn.execute(
+                select(control_plane_secrets.c.value).where(control_plane_secrets.c.name == name)
+            ).scalar_one_or_none()
+        return value
+
     def get_or_create(self, name: str, generate: Callable[[], str]) -> str:
         """The secret ``name``; the first caller stores ``generate()``, and every caller (control
         planes starting together included) gets the one value that was stored first."""
+        stored = self.get(name)
+        if stored is not None:
+            return stored  # without a write: a read-only database still serves
         insert = postgresql.insert if self._database.dialect == "postgresql" else sqlite.insert
         statement = insert(control_plane_secrets).values(
             name=name, value=generate(), created_at=self._database.clock()
