@@ -107,7 +107,9 @@ def measure(plane: ControlPlane, reports: int) -> None:
                     timed[kind].append(time.perf_counter() - started)
                     assert response.accepted_count == 1
         plane.reports = verifying
-    hmac_us = timeit.timeit(lambda: plane.run_credentials.covers(credential, run.id, 1), number=20_000) / 20_000
+    hmac_us = (
+        timeit.timeit(lambda: plane.run_credentials.covers(credential, run.id, 1), number=20_000) / 20_000
+    )
     for kind, latencies in timed.items():
         print(
             f"{kind:>10}: {len(latencies)} reports, median {statistics.median(latencies) * 1000:.3f} ms, "
