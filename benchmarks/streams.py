@@ -117,9 +117,13 @@ class Workers(threading.Thread):
     ) -> None:
         worker_id = uuid.uuid4().hex
         worker = run_reporter_pb2.WorkerIdentity(worker_id=worker_id, hostname="bench", pid=1)
+        # What the launcher would have handed the worker.
+        metadata = (("partita-run-credential", self._plane.run_credentials.mint(run_id, attempt)),)
         started = time.perf_counter()
         claim = stub.ClaimRun(
-            run_reporter_pb2.ClaimRunRequest(run_id=run_id, attempt=attempt, worker=worker), timeout=30
+            run_reporter_pb2.ClaimRunRequest(run_id=run_id, attempt=attempt, worker=worker),
+            timeout=30,
+            metadata=metadata,
         )
         self.latencies.append(time.perf_counter() - started)
         if not claim.granted:
@@ -139,7 +143,9 @@ class Workers(threading.Thread):
             events.append(event)
         for event in events:
             started = time.perf_counter()
-            stub.ReportRunEvents(run_reporter_pb2.ReportRunEventsRequest(events=[event]), timeout=30)
+            stub.ReportRunEvents(
+                run_reporter_pb2.ReportRunEventsRequest(events=[event]), timeout=30, metadata=metadata
+            )
             self.latencies.append(time.perf_counter() - started)
 
 

@@ -43,6 +43,7 @@ from control_plane.records import (
     RunRecord,
     RunStatus,
 )
+from control_plane.runs.credentials import RunCredentials
 from control_plane.runs.monitor import RunMonitor
 from control_plane.runs.queue import RunQueue
 from control_plane.runs.reporter_servicer import RunReporterServicer
@@ -114,6 +115,8 @@ class ControlPlaneConfig:
     code_server_token_file: str | None = None
     #: What run workers trust to reach this control plane (paths as a worker sees them).
     worker_tls: ClientTls | None = None
+    #: File holding the secret run credentials are minted under; None keeps a generated one in the database.
+    run_secret_file: str | None = None
 
     def resolved_run_log_directory(self) -> Path:
         if self.run_log_directory:
@@ -141,6 +144,11 @@ class ControlPlane(ControlPlaneService):
         self._clock = clock
         self.daemon = Daemon(idle_seconds=config.idle_seconds)
         self.database = Database.open(config.database_url)
+        try:
+            self.run_credentials = RunCredentials.load(self.database, secret_file=config.run_secret_file)
+        except Exception:
+            self.database.dispose()
+            raise
         self._backfills = BackfillStore(self.database)
         self._progress = BackfillProgressStore(self.database)
         self._runs = RunStore(self.database)
@@ -178,7 +186,9 @@ class ControlPlane(ControlPlaneService):
             f"{config.host}:{config.port}", config.tls.credentials() if config.tls else None
         )
         self.address = f"{config.host}:{self.port}"
-        self.reports = RunReportHandler(self.database, on_applied=self._on_reports_applied)
+        self.reports = RunReportHandler(
+            self.database, on_applied=self._on_reports_applied, credentials=self.run_credentials
+        )
         self.engine = BackfillEngine(self.database, self.locations, clock=clock, wake=self._wake)
         self.queue = RunQueue(
             self.database,
@@ -188,6 +198,7 @@ class ControlPlane(ControlPlaneService):
             max_concurrent_runs=config.max_concurrent_runs,
             clock=clock,
             reporting_environment=config.worker_tls.environment() if config.worker_tls else None,
+            credentials=self.run_credentials,
             on_launch_failed=lambda run, reason: self.reports.fail_run(
                 run, reason, self._clock(), kind=RunFailureKind.LAUNCH_FAILED
             ),
@@ -283,13 +294,20 @@ class ControlPlane(ControlPlaneService):
 
     # --- reports ------------------------------------------------------------------------------------
 
-    def claim(self, run_id: str, attempt: int, worker: WorkerIdentity) -> ClaimDecision:
+    def claim(
+        self, run_id: str, attempt: int, worker: WorkerIdentity, credential: str | None
+    ) -> ClaimDecision:
         return self.reports.claim(
-            run_id, attempt, worker, handle=self.launcher.handle_for_worker(worker), now=self._clock()
+            run_id,
+            attempt,
+            worker,
+            handle=self.launcher.handle_for_worker(worker),
+            now=self._clock(),
+            credential=credential,
         )
 
-    def report(self, reports: list[RunReport]) -> AppliedReports:
-        return self.reports.apply(reports)
+    def report(self, reports: list[RunReport], credential: str | None) -> AppliedReports:
+        return self.reports.apply(reports, credential)
 
     def _on_reports_applied(self, applied: AppliedReports) -> None:
         # Every backfill with a partition that changed or a run that ended is planned again.

@@ -40,9 +40,14 @@ class LaunchRequest:
     #: Environment the worker needs to reach the control plane (``PARTITA_TLS_*``: paths as the
     #: worker sees them); every launcher sets it in the worker's environment.
     reporting_environment: Mapping[str, str] = field(default_factory=dict)
+    #: What lets the worker claim and report on this attempt, and nothing else. Handed over in the
+    #: worker's environment (``PARTITA_RUN_CREDENTIAL``), never in its arguments (``/proc/PID/cmdline``
+    #: is world-readable), and never shown in a repr or log line.
+    run_credential: str = field(default="", repr=False)
 
     def execute_run_arguments(self) -> list[str]:
-        """The ``partita execute-run`` arguments for this run (the same for every launcher)."""
+        """The ``partita execute-run`` arguments for this run (the same for every launcher); the
+        run credential is not one of them (see ``worker_secrets``)."""
         arguments = ["execute-run", "--run-id", self.run_id, "--attempt", str(self.attempt)]
         if self.location.module_name:
             arguments += ["-m", self.location.module_name]
@@ -58,6 +63,15 @@ class LaunchRequest:
                 arguments += ["--partition-range", str(self.partition_range)]
         arguments += ["--control-plane", self.control_plane_address]
         return arguments
+
+
+#: The environment variable the run worker reads its run credential from.
+RUN_CREDENTIAL_VARIABLE = "PARTITA_RUN_CREDENTIAL"
+
+
+def worker_secrets(request: LaunchRequest) -> dict[str, str]:
+    """The environment variables that carry the run's secrets to its worker (its credential)."""
+    return {RUN_CREDENTIAL_VARIABLE: request.run_credential} if request.run_credential else {}
 
 
 class RunState(StrEnum):

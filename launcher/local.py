@@ -36,6 +36,7 @@ from launcher.base import (
     RunState,
     StoredLines,
     WorkerIdentity,
+    worker_secrets,
 )
 
 _TERMINATE_GRACE_SECONDS = 5.0
@@ -73,7 +74,13 @@ class LocalProcessLauncher(RunLauncher):
 
     def launch(self, request: LaunchRequest) -> str:
         command = [self._python, "-m", "partita.cli", *request.execute_run_arguments()]
-        env = {**os.environ, **self._environment, **request.reporting_environment, "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            **self._environment,
+            **request.reporting_environment,
+            "PYTHONUNBUFFERED": "1",
+            **worker_secrets(request),
+        }
         log_path = self.log_path(request.run_id)
         try:
             log_path.parent.mkdir(parents=True, exist_ok=True)

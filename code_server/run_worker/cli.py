@@ -5,6 +5,9 @@ Every option can also come from the environment (``PARTITA_RUN_ID``, ``PARTITA_R
 ``PARTITA_MODULE``, ``PARTITA_PYTHON_FILE``), which is how a Kubernetes Job passes them. The TLS
 settings of the connection to the control plane come from ``--tls-*`` or ``PARTITA_TLS_CA``,
 ``PARTITA_TLS_CERT``, ``PARTITA_TLS_KEY`` and ``PARTITA_TLS_SERVER_NAME`` (see docs/security.md).
+``PARTITA_MODULE``, ``PARTITA_PYTHON_FILE``), which is how a Kubernetes Job passes them. The run
+credential comes only from ``PARTITA_RUN_CREDENTIAL`` or ``--run-credential-file``, never from the
+command line, which every user of the machine can read.
 
 With a control plane, the worker first claims its run attempt and executes nothing unless granted:
 a second worker of the same attempt exits with ``EXIT_NOT_CLAIMED``.
@@ -69,6 +72,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=os.environ.get("PARTITA_CONTROL_PLANE"),
         help="HOST:PORT of the control plane to report to; without it events go to --events-file or stdout",
     )
+    parser.add_argument(
+        "--run-credential-file",
+        help="file holding the run attempt's credential (default: the PARTITA_RUN_CREDENTIAL variable)",
+    )
     parser.add_argument("--events-file", help="append JSON-lines events to this file instead of stdout")
     add_client_tls_arguments(parser, what="the control plane")
     parser.set_defaults(handler=run_command)
@@ -88,6 +95,12 @@ def run_command(args: argparse.Namespace) -> int:
     except TlsConfigError as error:
         print(f"execute-run: {error}", file=sys.stderr)
         return EXIT_CLAIM_FAILED if args.control_plane else EXIT_BAD_RUN
+    except OSError as error:
+        print(
+            f"execute-run: cannot read --run-credential-file {args.run_credential_file}: {error}",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_RUN
     try:
         if isinstance(sink, GrpcEventSink):
             refused = _claim(sink, args.run_id, args.attempt)
@@ -142,5 +155,15 @@ def _claim(sink: GrpcEventSink, run_id: str, attempt: int) -> int | None:
 
 def _open_sink(args: argparse.Namespace) -> EventSink:
     if args.control_plane:
-        return GrpcEventSink(args.control_plane, tls=client_tls_from_args(args))
+        return GrpcEventSink(
+            args.control_plane, credential=_run_credential(args), tls=client_tls_from_args(args)
+        )
     return JsonLinesEventSink(path=args.events_file) if args.events_file else JsonLinesEventSink()
+
+
+def _run_credential(args: argparse.Namespace) -> str | None:
+    """The run credential, from ``--run-credential-file`` or else ``PARTITA_RUN_CREDENTIAL``."""
+    if args.run_credential_file:
+        with open(args.run_credential_file, encoding="utf-8") as file:
+            return file.read().strip() or None
+    return os.environ.get("PARTITA_RUN_CREDENTIAL") or None

@@ -7,6 +7,9 @@ duplicates: the sink can resend freely. What can succeed on retry (the control p
 its database connection dropped, a transaction lost a race) is retried with backoff for as long as
 ``patience_seconds``, counted from the first failure of an outage, so a control plane that is away
 for minutes loses no report.
+
+Both calls carry the run attempt's credential (``partita-run-credential`` metadata), which the
+launcher hands the worker; without it the control plane refuses the claim (PERMISSION_DENIED).
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ _OPERATOR_FIXED_ERRORS = frozenset({"StorageFull", "StorageReadOnly"})
 #: The trailing-metadata key naming the error class behind a control plane's status
 #: (``control_plane.api.status.ERROR_METADATA_KEY``, which this side of the wire cannot import).
 _ERROR_METADATA_KEY = "partita-error"
+#: The metadata key of the run credential (``control_plane.runs.credentials.METADATA_KEY``).
+RUN_CREDENTIAL_METADATA_KEY = "partita-run-credential"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +87,13 @@ class GrpcEventSink:
         self,
         address: str,
         *,
+        credential: str | None = None,
         patience_seconds: float = REPORT_PATIENCE_SECONDS,
         tls: ClientTls | None = None,
     ) -> None:
         self._tls = tls
         self._channel = open_channel(address, tls)
+        self._metadata = ((RUN_CREDENTIAL_METADATA_KEY, credential),) if credential else ()
         self._stub = run_reporter_pb2_grpc.RunReporterStub(self._channel)
         self._address = address
         self._patience = patience_seconds
@@ -114,7 +121,9 @@ class GrpcEventSink:
             ),
         )
         response = self._call(
-            lambda: self._stub.ClaimRun(request, timeout=_CALL_TIMEOUT_SECONDS, wait_for_ready=True),
+            lambda: self._stub.ClaimRun(
+                request, timeout=_CALL_TIMEOUT_SECONDS, wait_for_ready=True, metadata=self._metadata
+            ),
             "the claim",
         )
         return ClaimOutcome(granted=response.granted, refusal=response.refusal)
@@ -127,7 +136,7 @@ class GrpcEventSink:
         try:
             self._call(
                 lambda: self._stub.ReportRunEvents(
-                    request, timeout=_CALL_TIMEOUT_SECONDS, wait_for_ready=True
+                    request, timeout=_CALL_TIMEOUT_SECONDS, wait_for_ready=True, metadata=self._metadata
                 ),
                 type(event).__name__,
             )

@@ -26,6 +26,7 @@ from control_plane.cli.transport_security import (
     add_transport_security_arguments,
     transport_security_config,
 )
+from control_plane.runs.credentials import RunSecretUnusable
 from launcher.base import LauncherError, RunLauncher
 
 DATABASE_ENV = "PARTITA_DATABASE_URL"
@@ -33,6 +34,7 @@ LAUNCHER_ENV = "PARTITA_LAUNCHER"
 K8S_CONFIG_ENV = "PARTITA_K8S_CONFIG"
 EVALUATION_TIMEOUT_ENV = "PARTITA_EVALUATION_TIMEOUT"
 CODE_SERVER_DEADLINE_ENV = "PARTITA_CODE_SERVER_DEADLINE"
+RUN_SECRET_FILE_ENV = "PARTITA_RUN_SECRET_FILE"
 #: Beyond a day a deadline bounds nothing an operator would wait for.
 _MAX_SECONDS = 86_400.0
 _DEFAULT_DEADLINES = CodeServerDeadlines()
@@ -108,6 +110,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         f"(default {DEFAULT_AUDIT_RETENTION_DAYS:g})",
     )
     add_transport_security_arguments(parser)
+    parser.add_argument(
+        "--run-secret-file",
+        default=os.environ.get(RUN_SECRET_FILE_ENV) or None,
+        metavar="FILE",
+        help="file holding the secret run credentials are minted under, shared by every control plane "
+        f"of the database (default: one generated once and kept in the database; env {RUN_SECRET_FILE_ENV})",
+    )
     parser.set_defaults(handler=run_command)
 
 
@@ -176,12 +185,16 @@ def run_command(args: argparse.Namespace) -> int:
         evaluation_timeout_seconds=float(args.evaluation_timeout),
         code_server_deadlines=code_server_deadlines(float(args.code_server_deadline)),
         audit_retention_days=args.audit_retention_days,
+        run_secret_file=args.run_secret_file,
         **security,
     )
     try:
         control_plane = ControlPlane(config, launcher=build_launcher(args))
     except TokenFileError as error:
         raise SystemExit(f"error: {error}") from error
+    except RunSecretUnusable as error:
+        print(f"partita control-plane: {error}", file=sys.stderr)
+        return 2
     control_plane.start()
     print(f"partita control-plane listening on {control_plane.address}", flush=True)
     serve_until_signalled(control_plane)

@@ -18,6 +18,7 @@ from datetime import datetime
 from control_plane.errors import LocationUnavailable
 from control_plane.locations import CodeLocations
 from control_plane.records import BackfillStatus, RunRecord, RunStatus
+from control_plane.runs.credentials import RunCredentials
 from control_plane.storage import BackfillStore, Database, RunEventStore, RunStore
 from launcher.base import CodeLocationTarget, LaunchRequest, RunLauncher
 
@@ -34,6 +35,7 @@ class RunQueue:
         control_plane_address: Callable[[], str],
         max_concurrent_runs: int,
         clock: Callable[[], datetime],
+        credentials: RunCredentials,
         on_launch_failed: Callable[[RunRecord, str], object],
         reporting_environment: Mapping[str, str] | None = None,
     ) -> None:
@@ -46,6 +48,7 @@ class RunQueue:
         self._address = control_plane_address
         self.max_concurrent_runs = max_concurrent_runs
         self._clock = clock
+        self._credentials = credentials
         self._on_launch_failed = on_launch_failed
         #: Backfill id -> when (a serial number) it last had a run launched; kept for running ones only.
         self._last_turn: dict[str, int] = {}
@@ -109,7 +112,11 @@ class RunQueue:
             return False  # canceled or taken meanwhile
         try:
             request = launch_request(
-                run, target, self._address(), reporting_environment=self._reporting_environment
+                run,
+                target,
+                self._address(),
+                self._credentials.mint(run.id, run.attempt),
+                reporting_environment=self._reporting_environment,
             )
             handle = self._launcher.launch(request)
         except Exception as error:  # a launch failure fails this run, never the loop
@@ -129,10 +136,12 @@ def launch_request(
     run: RunRecord,
     target: CodeLocationTarget,
     control_plane_address: str,
+    run_credential: str = "",
     *,
     reporting_environment: Mapping[str, str] | None = None,
 ) -> LaunchRequest:
-    """What the launcher is given for ``run``: the same for a launch and for finding one again."""
+    """What the launcher is given for ``run``: the same for a launch and for finding one again
+    (which needs no ``run_credential``: only a launch hands one to a worker)."""
     return LaunchRequest(
         run_id=run.id,
         location=target,
@@ -143,6 +152,7 @@ def launch_request(
         tags=run.tags,
         attempt=run.attempt,
         reporting_environment=dict(reporting_environment or {}),
+        run_credential=run_credential,
     )
 
 

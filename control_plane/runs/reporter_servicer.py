@@ -3,10 +3,16 @@
 Both RPCs are coroutines that run their storage work on an executor of their own, never on the pool
 that serves the public API: however many clients call or stream from the API, workers are heard.
 
+Both require the run attempt's credential as ``partita-run-credential`` metadata
+(``control_plane.runs.credentials``): a claim without it, or with another run's or attempt's, is
+PERMISSION_DENIED and changes nothing.
+
 Events are checked one by one: a malformed one (no run id, an empty asset key, a timestamp out of
 range) is refused with the field it fails on, and the valid events of its batch are applied all the
-same; the call then ends with the refusal's status (INVALID_ARGUMENT, NOT_FOUND for an unknown run,
-FAILED_PRECONDITION for events of a worker that does not hold the run's claim), naming each event.
+same; the call then ends with the gravest refusal's status, naming each event: INVALID_ARGUMENT for
+a malformed event, PERMISSION_DENIED for a run the credential does not cover, INVALID_ARGUMENT for
+an asset or partition outside the run, FAILED_PRECONDITION for events of a worker that does not
+hold the run's claim, NOT_FOUND for an unknown run.
 """
 
 from __future__ import annotations
@@ -22,11 +28,14 @@ from grpc import aio
 
 from code_server.asset_key import AssetKey
 from code_server.errors import PartitaError
+from code_server.partitions.keys import PartitionKeyRange
 from code_server.wire.assets import asset_key_from_proto
+from code_server.wire.partitions import key_range_from_proto
 from code_server.wire.timestamps import timestamp_from_proto
 from code_server.wire.validation import InvalidField, check_message
 from control_plane.api.status import BadRequest, abort_with_error, shortened
 from control_plane.records import RunStatus
+from control_plane.runs.credentials import METADATA_KEY, RunCredentialRefused
 from control_plane.runs.reports import (
     AppliedReports,
     ClaimDecision,
@@ -60,6 +69,8 @@ _NAMED_REFUSALS = 5
 #: A refusal's status: the gravest kind among the refused events decides.
 _STATUS_OF_REJECTION = (
     (RejectionKind.MALFORMED, grpc.StatusCode.INVALID_ARGUMENT),
+    (RejectionKind.FORBIDDEN, grpc.StatusCode.PERMISSION_DENIED),
+    (RejectionKind.OUT_OF_SCOPE, grpc.StatusCode.INVALID_ARGUMENT),
     (RejectionKind.NOT_CLAIMANT, grpc.StatusCode.FAILED_PRECONDITION),
     (RejectionKind.UNKNOWN_RUN, grpc.StatusCode.NOT_FOUND),
 )
@@ -68,9 +79,11 @@ _STATUS_OF_REJECTION = (
 class RunReports(Protocol):
     """What the servicer needs of the control plane: claims and batches of reports."""
 
-    def claim(self, run_id: str, attempt: int, worker: WorkerIdentity) -> ClaimDecision: ...
+    def claim(
+        self, run_id: str, attempt: int, worker: WorkerIdentity, credential: str | None
+    ) -> ClaimDecision: ...
 
-    def report(self, reports: list[RunReport]) -> AppliedReports: ...
+    def report(self, reports: list[RunReport], credential: str | None) -> AppliedReports: ...
 
 
 class MalformedEvent(BadRequest):
@@ -96,7 +109,12 @@ class RunReporterServicer(run_reporter_pb2_grpc.RunReporterServicer):
             worker = worker_from_proto(request.worker)
             if request.attempt < 1:
                 raise MalformedEvent("attempt", f"must be 1 or more, not {request.attempt}")
-            decision = await self._off_loop(lambda: self._reports.claim(run_id, request.attempt, worker))
+            credential = run_credential(context)
+            decision = await self._off_loop(
+                lambda: self._reports.claim(run_id, request.attempt, worker, credential)
+            )
+        except RunCredentialRefused as refused:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(refused))
         except Exception as error:
             await abort_with_error(context, "ClaimRun", error)
             raise AssertionError("unreachable: abort raises") from error
@@ -124,9 +142,12 @@ class RunReporterServicer(run_reporter_pb2_grpc.RunReporterServicer):
                         RejectionKind.MALFORMED, str(malformed),
                     )
                 )  # fmt: skip
+        credential = run_credential(context)
         try:
             applied = (
-                await self._off_loop(lambda: self._reports.report(reports)) if reports else AppliedReports()
+                await self._off_loop(lambda: self._reports.report(reports, credential))
+                if reports
+                else AppliedReports()
             )
         except Exception as error:
             await abort_with_error(context, "ReportRunEvents", error)
@@ -145,6 +166,14 @@ class RunReporterServicer(run_reporter_pb2_grpc.RunReporterServicer):
 
     async def _off_loop(self, work: Callable[[], _T]) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+
+def run_credential(context: aio.ServicerContext[Any, Any]) -> str | None:
+    """The run credential the caller sent (``partita-run-credential`` metadata), if any."""
+    for key, value in context.invocation_metadata() or ():
+        if key == METADATA_KEY:
+            return value if isinstance(value, str) else value.decode("utf-8", "replace")
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,8 +208,14 @@ def report_from_proto(event: run_events_pb2.RunEvent) -> RunReport:
         detail = f"on {shortened(started.hostname)} (pid {started.pid}, SDK {shortened(started.sdk_version)})"
         return RunStartedReport(*common, detail)
     if kind == "partition_materialized":
-        asset_key = _asset_key(event.partition_materialized.asset_key, "partition_materialized.asset_key")
-        return PartitionOutcomeReport(*common, asset_key, materialized=True)
+        materialized = event.partition_materialized
+        asset_key = _asset_key(materialized.asset_key, "partition_materialized.asset_key")
+        return PartitionOutcomeReport(
+            *common,
+            asset_key,
+            materialized=True,
+            partitions=_named_partitions(materialized, "partition_materialized"),
+        )
     if kind == "partition_failed":
         failed = event.partition_failed
         return PartitionOutcomeReport(
@@ -189,6 +224,7 @@ def report_from_proto(event: run_events_pb2.RunEvent) -> RunReport:
             materialized=False,
             upstream_failed=failed.upstream_failed,
             error=_describe(failed.error),
+            partitions=_named_partitions(failed, "partition_failed"),
         )
     if kind == "run_finished":
         finished = event.run_finished
@@ -249,6 +285,22 @@ def _asset_key(message: assets_pb2.AssetKey, field: str) -> AssetKey:
         return asset_key_from_proto(message)
     except (PartitaError, ValueError) as error:
         raise MalformedEvent(field, str(error)) from error
+
+
+def _named_partitions(
+    outcome: run_events_pb2.PartitionMaterialized | run_events_pb2.PartitionFailed, field: str
+) -> PartitionKeyRange | None:
+    """The partitions an outcome names (a key as a range of one); None when it names none."""
+    kind = outcome.WhichOneof("partition")
+    if kind == "partition_key":
+        if not outcome.partition_key:
+            raise MalformedEvent(f"{field}.partition_key", "must not be empty")
+        return PartitionKeyRange(outcome.partition_key, outcome.partition_key)
+    if kind == "partition_range":
+        if not outcome.partition_range.start or not outcome.partition_range.end:
+            raise MalformedEvent(f"{field}.partition_range", "needs both a start and an end")
+        return key_range_from_proto(outcome.partition_range)
+    return None
 
 
 def _has_control_characters(text: str) -> bool:

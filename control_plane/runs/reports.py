@@ -6,6 +6,11 @@ and change nothing. Reports may repeat (a worker retries while the control plane
 event is applied once, recognized by (run id, worker id, sequence), and status updates only move
 forward.
 
+With ``credentials``, a claim or report must carry the run attempt's credential
+(``control_plane.runs.credentials``): one without it, or with another run's or attempt's, is refused
+and changes nothing. A partition outcome must name one of the run's assets, and either no partition
+(the run's whole range) or the run's whole range itself: anything else is refused as out of scope.
+
 A report's statuses are written *before* it is marked as applied, and its log line after: a control
 plane killed between the two leaves the report unmarked, so the worker's resend applies it again
 (harmless, statuses only move forward) instead of being dropped as a duplicate with its outcome
@@ -21,8 +26,11 @@ from datetime import datetime
 from enum import StrEnum
 
 from code_server.asset_key import AssetKey
+from code_server.partitions.keys import PartitionKeyRange
+from control_plane.api.status import shortened
 from control_plane.errors import RunNotFound
 from control_plane.records import PartitionStatus, RunFailureKind, RunRecord, RunStatus
+from control_plane.runs.credentials import RunCredentialRefused, RunCredentials
 from control_plane.storage import (
     AssetStatusStore,
     BackfillProgressStore,
@@ -71,6 +79,8 @@ class PartitionOutcomeReport:
     materialized: bool
     upstream_failed: bool = False
     error: str | None = None
+    #: The partitions the worker named (a key is a one-key range); None: the run's whole range.
+    partitions: PartitionKeyRange | None = None
 
     @property
     def event_id(self) -> str:
@@ -101,9 +111,12 @@ def _event_id(worker_id: str, sequence: int) -> str:
 
 
 class RejectionKind(StrEnum):
-    """Why a report was refused: a malformed event, an unknown run, or a worker without the claim."""
+    """Why a report was refused: a malformed event, a credential that does not cover its run, an
+    asset or partition outside the run, an unknown run, or a worker without the claim."""
 
     MALFORMED = "malformed"
+    FORBIDDEN = "forbidden"
+    OUT_OF_SCOPE = "out_of_scope"
     UNKNOWN_RUN = "unknown_run"
     NOT_CLAIMANT = "not_claimant"
 
@@ -153,8 +166,17 @@ class AppliedReports:
 class RunReportHandler:
     """Applies reports in order: statuses first, then the mark that makes a resend a duplicate."""
 
-    def __init__(self, database: Database, *, on_applied: Callable[[AppliedReports], None]) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        on_applied: Callable[[AppliedReports], None],
+        credentials: RunCredentials | None = None,
+    ) -> None:
+        """``credentials`` None verifies no credential: for tests of the claim and report logic only;
+        the control plane always passes its own."""
         self._database = database
+        self._credentials = credentials
         self._runs = RunStore(database)
         self._backfills = BackfillStore(database)
         self._progress = BackfillProgressStore(database)
@@ -170,19 +192,25 @@ class RunReportHandler:
         *,
         handle: str | None,
         now: datetime,
+        credential: str | None = None,
     ) -> ClaimDecision:
         """Grant the run attempt to ``worker`` if nobody holds it and the run is being launched.
 
         A claim granted to this very worker before is granted again (a retried call). ``handle``
         names the worker's process for the launcher (``RunLauncher.handle_for_worker``). Raises
-        ``RunNotFound`` for an unknown run.
+        ``RunNotFound`` for an unknown run, and ``RunCredentialRefused`` (before reading anything)
+        when ``credential`` is not the one of this attempt, or the attempt is no longer the run's.
         """
+        if self._credentials is not None:
+            self._credentials.check(credential, run_id, attempt)
         with self._database.unit_of_work():
             run = self._runs.get(run_id)
             if run is None:
                 raise RunNotFound(
                     f"No run with id {run_id!r}: a worker can claim only a run the control plane launched."
                 )
+            if self._credentials is not None and run.attempt != attempt:
+                raise RunCredentialRefused(run_id)
             if run.backfill_id:
                 # The backfill first, in the order cancel, planning and reports lock.
                 self._backfills.lock([run.backfill_id])
@@ -210,32 +238,43 @@ class RunReportHandler:
             return ClaimDecision(True, latest.worker, latest.status)
         return ClaimDecision(False, latest.worker, latest.status, _refusal(latest, attempt))
 
-    def apply(self, reports: Sequence[RunReport]) -> AppliedReports:
+    def apply(self, reports: Sequence[RunReport], credential: str | None = None) -> AppliedReports:
         """Apply the batch in one transaction (all of it or none: a worker resends what failed).
 
-        Reports of unknown runs, or of a worker that does not hold the run's claim, are refused one
-        by one (``AppliedReports.rejected``) and change nothing; the rest of the batch is applied.
+        Reports of unknown runs, of runs whose current attempt ``credential`` does not cover, of a
+        worker that does not hold the run's claim, or outside the run's assets and range, are
+        refused one by one (``AppliedReports.rejected``) and change nothing; the rest is applied.
         """
         applied = AppliedReports()
         with self._database.unit_of_work():
-            self._apply_each(reports, applied)
+            self._apply_each(reports, applied, credential)
         if applied.accepted:
             self._on_applied(applied)
         return applied
 
-    def _apply_each(self, reports: Sequence[RunReport], applied: AppliedReports) -> None:
+    def _apply_each(
+        self, reports: Sequence[RunReport], applied: AppliedReports, credential: str | None
+    ) -> None:
         # A batch is mostly one run's reports: read each run once, keep its status current, and
         # append its event log lines once at the end.
         runs: dict[str, RunRecord | None] = {
             run_id: self._runs.get(run_id) for run_id in dict.fromkeys(r.run_id for r in reports)
         }
+        covered = {
+            run_id: self._credentials is None or self._credentials.covers(credential, run.id, run.attempt)
+            for run_id, run in runs.items()
+            if run is not None
+        }
         # Lock the backfills before any run row, in the order cancel and planning lock them, so two
-        # transactions never hold one each and wait for the other.
-        self._backfills.lock(sorted({run.backfill_id for run in runs.values() if run and run.backfill_id}))
+        # transactions never hold one each and wait for the other. A caller without the credential
+        # locks nothing.
+        self._backfills.lock(
+            sorted({run.backfill_id for run in runs.values() if run and run.backfill_id and covered[run.id]})
+        )
         logs: dict[str, list[LogEntry]] = {}
         for report in reports:
             run = runs[report.run_id]
-            rejection = _rejection(run, report)
+            rejection = _rejection(run, report, covered.get(report.run_id, False))
             if rejection is not None:
                 applied.rejected.append(rejection)
                 continue
@@ -409,20 +448,52 @@ def describe_worker(worker: WorkerIdentity) -> str:
     return f"worker {worker.worker_id}{where}{pid}"
 
 
-def _rejection(run: RunRecord | None, report: RunReport) -> RejectedReport | None:
-    """Why ``report`` must not be applied to ``run``; None when its worker holds the run's claim."""
+def _rejection(run: RunRecord | None, report: RunReport, covered: bool) -> RejectedReport | None:
+    """Why ``report`` must not be applied to ``run``; None when its credential covers the run's
+    attempt, its worker holds the run's claim, and it stays within the run's assets and range."""
     if run is None:
         return RejectedReport(
             report.run_id, report.worker_id, report.sequence, RejectionKind.UNKNOWN_RUN,
             f"No run with id {report.run_id!r}.",
         )  # fmt: skip
+    if not covered:
+        reason = str(RunCredentialRefused(run.id))
+        return RejectedReport(run.id, report.worker_id, report.sequence, RejectionKind.FORBIDDEN, reason)
     if run.worker is None:
         reason = f"Run {run.id} has not been claimed: a worker claims its run (ClaimRun) before it reports."
     elif run.worker.worker_id != report.worker_id:
         reason = f"Run {run.id} is claimed by {describe_worker(run.worker)}: events of worker {report.worker_id} are refused."
     else:
-        return None
+        out_of_scope = _out_of_scope(run, report) if isinstance(report, PartitionOutcomeReport) else None
+        if out_of_scope is None:
+            return None
+        return RejectedReport(
+            run.id, report.worker_id, report.sequence, RejectionKind.OUT_OF_SCOPE, out_of_scope
+        )
     return RejectedReport(run.id, report.worker_id, report.sequence, RejectionKind.NOT_CLAIMANT, reason)
+
+
+def _out_of_scope(run: RunRecord, report: PartitionOutcomeReport) -> str | None:
+    """Why the outcome is not the run's to report (an asset it does not execute, a partition it
+    does not cover); None when it is."""
+    asset = report.asset_key.to_user_string()
+    if report.asset_key not in run.asset_keys:
+        assets = ", ".join(key.to_user_string() for key in run.asset_keys)
+        return f"Asset {asset!r} is not one of run {run.id}'s assets ({assets}): its outcome is refused."
+    named = report.partitions
+    if named is None or named == run.partition_range:
+        return None
+    what = (
+        f"partition {shortened(named.start)!r}"
+        if named.start == named.end
+        else f"partition range {shortened(str(named))}"
+    )
+    if run.partition_range is None:
+        return f"Run {run.id} has no partitions: {what} of asset {asset!r} is outside it."
+    return (
+        f"{what[0].upper()}{what[1:]} of asset {asset!r} is not run {run.id}'s range "
+        f"{run.partition_range}: a report names the run's whole range or no partition."
+    )
 
 
 def _refusal(run: RunRecord, attempt: int) -> str:

@@ -232,6 +232,15 @@ daemon_cursors = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
+#: Secrets the control plane generates once and keeps (the key that run credentials are minted under).
+control_plane_secrets = Table(
+    "control_plane_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
 #: One row per sensor or schedule the control plane has seen: running or stopped, cursor, last tick.
 instigator_state = Table(
     "instigator_state",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from launcher.base import LaunchRequest
+from launcher.base import LaunchRequest, worker_secrets
 from launcher.k8s.config import JobSettings
 from launcher.k8s.names import job_name, label_value
 
@@ -111,6 +111,8 @@ def _run_environment(request: LaunchRequest) -> list[dict[str, str]]:
         "PYTHONUNBUFFERED": "1",
         # TLS to the control plane: paths inside the pod, where a Secret is mounted (docs/security.md).
         **request.reporting_environment,
+        # Readable by whoever may read Jobs in the namespace; it allows reporting on this attempt only.
+        **worker_secrets(request),
     }
     location = request.location
     if location.module_name:

@@ -3,6 +3,7 @@ by more than their pid, and reports that survive a control plane answering "not 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -30,7 +31,7 @@ from control_plane.runs.monitor import RunMonitor
 from control_plane.runs.reports import RunReportHandler
 from control_plane.storage import BackfillProgressStore, Database, RunEventStore, RunStore
 from control_plane.views import LaunchOptions
-from launcher.base import LaunchRequest, RunState
+from launcher.base import LaunchRequest, RunState, worker_secrets
 from launcher.local import LocalProcessLauncher
 from partita.common.v1 import assets_pb2
 from partita.controlplane.v1 import run_events_pb2, run_reporter_pb2, run_reporter_pb2_grpc
@@ -55,6 +56,7 @@ class TwiceLauncher(LocalProcessLauncher):
             subprocess.Popen(
                 command,
                 cwd=request.location.working_directory or None,
+                env={**os.environ, **worker_secrets(request)},
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -188,13 +190,16 @@ def test_claims_and_reports_over_grpc_refuse_the_bad_and_keep_the_good(
         "the run to be launched",
     )
     (run,) = plane.list_runs(backfill_id=backfill_id)
+    credential = (("partita-run-credential", plane.run_credentials.mint(run.id, 1)),)
     with grpc.insecure_channel(plane.address) as channel:
         stub = run_reporter_pb2_grpc.RunReporterStub(channel)
 
         def claim(worker_id: str) -> run_reporter_pb2.ClaimRunResponse:
             worker = run_reporter_pb2.WorkerIdentity(worker_id=worker_id, hostname="h", pid=7)
             return stub.ClaimRun(
-                run_reporter_pb2.ClaimRunRequest(run_id=run.id, attempt=1, worker=worker), timeout=10
+                run_reporter_pb2.ClaimRunRequest(run_id=run.id, attempt=1, worker=worker),
+                timeout=10,
+                metadata=credential,
             )
 
         with ThreadPoolExecutor(4) as pool:
@@ -211,7 +216,9 @@ def test_claims_and_reports_over_grpc_refuse_the_bad_and_keep_the_good(
         good = _event(run.id, holder, 1, "a")
         with pytest.raises(grpc.RpcError) as refused:
             stub.ReportRunEvents(
-                run_reporter_pb2.ReportRunEventsRequest(events=[empty_key, good, bad_time]), timeout=10
+                run_reporter_pb2.ReportRunEventsRequest(events=[empty_key, good, bad_time]),
+                timeout=10,
+                metadata=credential,
             )
         assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         details = refused.value.details() or ""
@@ -226,6 +233,7 @@ def test_claims_and_reports_over_grpc_refuse_the_bad_and_keep_the_good(
             stub.ReportRunEvents(
                 run_reporter_pb2.ReportRunEventsRequest(events=[_event(run.id, impostor, 1, "a")]),
                 timeout=10,
+                metadata=credential,
             )
         assert not_claimant.value.code() is grpc.StatusCode.FAILED_PRECONDITION
         assert holder in (not_claimant.value.details() or "")
@@ -233,7 +241,10 @@ def test_claims_and_reports_over_grpc_refuse_the_bad_and_keep_the_good(
             claim_unknown = run_reporter_pb2.ClaimRunRequest(
                 run_id="no-such-run", attempt=1, worker=run_reporter_pb2.WorkerIdentity(worker_id="w")
             )
-            stub.ClaimRun(claim_unknown, timeout=10)
+            unknown_credential = plane.run_credentials.mint("no-such-run", 1)
+            stub.ClaimRun(
+                claim_unknown, timeout=10, metadata=(("partita-run-credential", unknown_credential),)
+            )
         assert unknown.value.code() is grpc.StatusCode.NOT_FOUND
 
 

@@ -11,8 +11,9 @@ CI runs 100 examples per RPC with a fixed seed (about 20 s per database); ``make
 (``PARTITA_FUZZ_EXAMPLES`` per RPC, random). Outcome counts per status code are printed at the end and
 appended as JSON to ``PARTITA_FUZZ_REPORT`` when set; ``PARTITA_FUZZ_DEBUG=1`` prints every answer.
 RunReporter's ClaimRun and ReportRunEvents are fuzzed too, against the seed backfill's finished run and
-unknown ones: a claim can then only be refused, and no fuzzed worker holds a claim, so no event of theirs
-may be recorded either.
+unknown ones, carrying the seed run's credential (so that calls reach past the credential check): a
+claim can then only be refused, and no fuzzed worker holds a claim, so no event of theirs may be
+recorded either.
 """
 
 from __future__ import annotations
@@ -128,9 +129,15 @@ class Fingerprint:
 class Caller:
     """Calls any method of a service descriptor over a channel, returning the status code it ends with."""
 
-    def __init__(self, channel: grpc.Channel, service: ServiceDescriptor) -> None:
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        service: ServiceDescriptor,
+        metadata: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self._channel = channel
         self._service = service
+        self._metadata = metadata
 
     def call(self, method: MethodDescriptor, request: Message) -> tuple[grpc.StatusCode, str]:
         path = f"/{self._service.full_name}/{method.name}"
@@ -139,12 +146,14 @@ class Caller:
         try:
             if method.server_streaming:
                 stream = self._channel.unary_stream(path, serialize, deserialize)(
-                    request, timeout=CALL_TIMEOUT
+                    request, timeout=CALL_TIMEOUT, metadata=self._metadata
                 )
                 next(stream, None)  # a stream may go on for ever: its first answer, or its error, is enough
                 stream.cancel()
             else:
-                self._channel.unary_unary(path, serialize, deserialize)(request, timeout=CALL_TIMEOUT)
+                self._channel.unary_unary(path, serialize, deserialize)(
+                    request, timeout=CALL_TIMEOUT, metadata=self._metadata
+                )
         except grpc.RpcError as error:
             return error.code(), error.details() or ""
         return grpc.StatusCode.OK, ""
@@ -420,8 +429,10 @@ def test_no_rpc_answers_bad_input_with_internal_or_writes_when_refusing(
                 fingerprint,
                 outcomes["ControlPlane"],
             )
+            seed_run = pools["run_id"][0]
+            credential = control_plane.run_credentials.mint(seed_run, control_plane.get_run(seed_run).attempt)
             problems += _fuzz_service(
-                Caller(channel, RUN_REPORTER),
+                Caller(channel, RUN_REPORTER, (("partita-run-credential", credential),)),
                 RUN_REPORTER,
                 pools,
                 seeds,

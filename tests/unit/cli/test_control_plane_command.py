@@ -36,3 +36,15 @@ def test_an_evaluation_timeout_that_is_not_a_positive_number_is_refused(tmp_path
         result = control_plane("--db", f"sqlite:///{tmp_path / 'p.db'}", "--evaluation-timeout", value)
         assert result.returncode == 2
         assert "--evaluation-timeout" in result.stderr and repr(value) in result.stderr
+
+
+def test_an_unusable_run_secret_file_names_the_file_and_never_echoes_the_secret(tmp_path: Path) -> None:
+    missing = tmp_path / "missing-secret"
+    result = control_plane("--db", f"sqlite:///{tmp_path / 'p.db'}", "--run-secret-file", str(missing))
+    assert result.returncode == 2
+    assert f"Cannot read the run secret file {missing}" in result.stderr
+    short = tmp_path / "short-secret"
+    short.write_text("hunter2\n")
+    result = control_plane("--db", f"sqlite:///{tmp_path / 'p.db'}", "--run-secret-file", str(short))
+    assert result.returncode == 2
+    assert "holds 7 bytes; it needs at least 16" in result.stderr and "hunter2" not in result.stderr

@@ -168,3 +168,15 @@ def test_a_run_tag_cannot_mount_volumes() -> None:
     tag = json.dumps({"volumes": [{"name": "host", "hostPath": {"path": "/"}}]})
     with pytest.raises(K8sConfigError, match="volumes can only be set in the launcher's config file"):
         CONFIG.settings_for("analytics", {K8S_CONFIG_TAG: tag})
+
+
+def test_the_run_credential_is_in_the_jobs_environment_and_never_in_its_arguments() -> None:
+    launch = request(run_credential="partita-run.c2VjcmV0")
+    (container,) = job_for(launch)["spec"]["template"]["spec"]["containers"]
+    assert {"name": "PARTITA_RUN_CREDENTIAL", "value": "partita-run.c2VjcmV0"} in container["env"]
+    assert not any("partita-run." in argument for argument in container["args"])
+    assert "c2VjcmV0" not in repr(launch)
+    assert not any(
+        item["name"] == "PARTITA_RUN_CREDENTIAL"
+        for item in job_for(request())["spec"]["template"]["spec"]["containers"][0]["env"]
+    )

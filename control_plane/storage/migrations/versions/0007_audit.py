@@ -1,6 +1,6 @@
 """The audit log: one row per mutating API call.
 
-Revision ID: 0007_audit
+Revision ID: 0007
 Revises: 0006
 """
 
