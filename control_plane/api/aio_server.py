@@ -31,11 +31,13 @@ class AioServer:
         name: str,
         unary_threads: int = 32,
         options: Sequence[tuple[str, Any]] = (),
+        interceptors: Sequence[aio.ServerInterceptor[Any, Any]] = (),
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"{name}-loop", daemon=True)
         self._thread.start()
         self._unary_pool = ThreadPoolExecutor(max_workers=unary_threads, thread_name_prefix=name)
+        self._interceptors = list(interceptors)
         all_options = [
             ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
@@ -45,7 +47,9 @@ class AioServer:
         self._stopped = False
 
     async def _create(self, options: list[tuple[str, Any]]) -> aio.Server:
-        return aio.server(migration_thread_pool=self._unary_pool, options=options)
+        return aio.server(
+            migration_thread_pool=self._unary_pool, options=options, interceptors=self._interceptors or None
+        )
 
     def run(self, coroutine: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
         """Run ``coroutine`` on the server's loop and wait for its result (call from any other thread)."""

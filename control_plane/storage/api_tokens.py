@@ -102,12 +102,13 @@ class ApiTokenStore:
         secret = secrets.token_urlsafe(_SECRET_BYTES)
         created_at = now or utc_now()
         scoped = frozenset(locations) if locations else None
-        values = {
+        secret_sha256 = hash_secret(secret)
+        values: dict[str, object] = {
             "id": token_id,
             "name": name,
             "role": role.label,
             "locations": json.dumps(sorted(scoped)) if scoped is not None else None,
-            "secret_sha256": hash_secret(secret),
+            "secret_sha256": secret_sha256,
             "created_at": created_at,
             "expires_at": expires_at,
         }
@@ -128,7 +129,7 @@ class ApiTokenStore:
             expires_at=expires_at,
             revoked_at=None,
             last_used_at=None,
-            secret_sha256=values["secret_sha256"],
+            secret_sha256=secret_sha256,
         )
         return CreatedApiToken(record=record, token=f"{TOKEN_PREFIX}{token_id}_{secret}")
 
@@ -150,7 +151,9 @@ class ApiTokenStore:
         """Revoke the token named ``name`` (revoking twice keeps the first time)."""
         with self._db.transaction() as connection:
             connection.execute(
-                update(_T).where(_T.c.name == name, _T.c.revoked_at.is_(None)).values(revoked_at=now or utc_now())
+                update(_T)
+                .where(_T.c.name == name, _T.c.revoked_at.is_(None))
+                .values(revoked_at=now or utc_now())
             )
             row = connection.execute(select(_T).where(_T.c.name == name)).mappings().first()
         if row is None:
