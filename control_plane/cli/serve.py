@@ -13,6 +13,7 @@ from types import FrameType
 from code_server.client import CodeServerDeadlines
 from control_plane.api.stream_hubs import DEFAULT_MAX_OPEN_STREAMS
 from control_plane.app import DEFAULT_DATABASE_URL, DEFAULT_PORT, ControlPlane, ControlPlaneConfig
+from control_plane.auth.identity import Role
 from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
 from launcher.base import LauncherError, RunLauncher
 
@@ -87,7 +88,32 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         f"unavailable (default {_DEFAULT_DEADLINES.definitions:g}; GetServerInfo gets at most "
         f"{_DEFAULT_DEADLINES.server_info:g}; env {CODE_SERVER_DEADLINE_ENV})",
     )
+    parser.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve every caller as an anonymous admin, with no token (only on a trusted network; "
+        "see docs/security.md)",
+    )
+    parser.add_argument(
+        "--tls-client-role",
+        action="append",
+        default=[],
+        metavar="CN=ROLE",
+        help="give a verified client certificate with this common name a role: viewer, operator or "
+        "admin (repeatable; needs mutual TLS)",
+    )
     parser.set_defaults(handler=run_command)
+
+
+def parse_certificate_roles(values: list[str]) -> dict[str, Role]:
+    roles: dict[str, Role] = {}
+    for value in values:
+        name, sep, label = value.rpartition("=")
+        role = Role.__members__.get(label.upper())
+        if not sep or not name or role is None:
+            raise SystemExit(f"error: --tls-client-role takes CN=viewer|operator|admin, got {value[:200]!r}")
+        roles[name.removeprefix("CN=")] = role
+    return roles
 
 
 def positive_count(value: str) -> int:
@@ -140,9 +166,16 @@ def run_command(args: argparse.Namespace) -> int:
         max_open_streams=args.max_open_streams,
         evaluation_timeout_seconds=float(args.evaluation_timeout),
         code_server_deadlines=code_server_deadlines(float(args.code_server_deadline)),
+        insecure_no_auth=args.insecure_no_auth,
+        certificate_roles=parse_certificate_roles(args.tls_client_role),
     )
     control_plane = ControlPlane(config, launcher=build_launcher(args))
     control_plane.start()
+    if not args.insecure_no_auth and not control_plane.api_tokens.any_exists():
+        logging.getLogger("partita.control_plane").warning(
+            "No API token exists yet, so no call can succeed: create the first admin token with "
+            "`partita tokens create-admin NAME --db URL` (see docs/security.md)."
+        )
     print(f"partita control-plane listening on {control_plane.address}", flush=True)
     serve_until_signalled(control_plane)
     return 0
