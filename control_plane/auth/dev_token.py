@@ -19,9 +19,9 @@ from control_plane.storage.api_tokens import ApiTokenStore
 DEV_TOKEN_PREFIX = "partita-dev-"
 
 
-def issue_dev_token(store: ApiTokenStore, address: str) -> Path:
+def issue_dev_token(store: ApiTokenStore, address: str, *, revoke_earlier: bool = True) -> Path:
     """Revoke earlier dev tokens, create an admin one, write it for ``address``; returns the file."""
-    for record in store.list():
+    for record in store.list() if revoke_earlier else ():
         if record.name.startswith(DEV_TOKEN_PREFIX) and record.revoked_at is None:
             store.revoke(record.name)
     created = store.create(f"{DEV_TOKEN_PREFIX}{secrets.token_hex(4)}", Role.ADMIN)

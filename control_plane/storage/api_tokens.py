@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from control_plane.auth.identity import Role
 from control_plane.storage.database import Database, utc_now
-from control_plane.storage.errors import StorageError
+from control_plane.storage.errors import NotFound, StorageError
 from control_plane.storage.schema import api_tokens
 
 _T = api_tokens
@@ -34,7 +34,7 @@ class ApiTokenExists(StorageError):
     """A token of that name exists already (revoked or not): names identify tokens for good."""
 
 
-class ApiTokenNotFound(StorageError):
+class ApiTokenNotFound(NotFound):
     """No token of that name."""
 
 

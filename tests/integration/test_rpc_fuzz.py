@@ -53,7 +53,7 @@ from partita.controlplane.v1 import (
     runs_pb2,
 )
 from partita.controlplane.v1 import sensors_schedules_pb2 as ss
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import authorized_channel, wait_until
 from tests.integration.rpc_fuzz_strategies import request_strategy
 from tests.unit.storage.conftest import _fresh_schema, postgres_server  # noqa: F401  (a fixture)
 
@@ -152,7 +152,7 @@ def _serialize(message: Message) -> bytes:
 
 def _seed(control_plane: ControlPlane) -> dict[str, list[str]]:
     """A finished backfill with its run and a sensor tick, then quiet daemons; real values for the pools."""
-    with grpc.insecure_channel(control_plane.address) as channel:
+    with authorized_channel(control_plane.address) as channel:
         stub = control_plane_pb2_grpc.ControlPlaneStub(channel)
         response = stub.LaunchBackfill(
             backfills_pb2.LaunchBackfillRequest(
@@ -401,7 +401,7 @@ def test_no_rpc_answers_bad_input_with_internal_or_writes_when_refusing(
     }
     started = time.monotonic()
     try:
-        with grpc.insecure_channel(control_plane.address) as channel:
+        with authorized_channel(control_plane.address) as channel:
             problems = _fuzz_service(
                 Caller(channel, CONTROL_PLANE),
                 CONTROL_PLANE,
@@ -484,7 +484,7 @@ def test_the_issues_inputs_are_invalid_argument_naming_the_field_and_write_nothi
     try:
         before = fingerprint.take()
         with (
-            grpc.insecure_channel(control_plane.address) as to_control_plane,
+            authorized_channel(control_plane.address) as to_control_plane,
             grpc.insecure_channel(fuzz_code_server.address) as to_code_server,
         ):
             callers = {

@@ -224,6 +224,10 @@ def test_control_plane_defines_the_whole_public_api() -> None:
             "GetRunLogs",
             "GetAssetPartitionStatus",
             "ListCodeLocations",
+            "CreateApiToken",
+            "ListApiTokens",
+            "RevokeApiToken",
+            "WhoAmI",
         }
     )
     assert set(methods) == expected
