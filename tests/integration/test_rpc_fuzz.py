@@ -100,6 +100,12 @@ def _fingerprinted(table: sa.Table) -> list[sa.Column[Any]]:
     return [column for column in table.c if (table.name, column.name) not in _UNFINGERPRINTED]
 
 
+def _row_text(table: sa.Table) -> str:
+    """SQL for a row of ``t`` as text, without the unfingerprinted columns."""
+    columns = ", ".join('t."' + column.name + '"' for column in _fingerprinted(table))
+    return f"ROW({columns})::text"
+
+
 class Fingerprint:
     """Every row of every Partita table, hashed: equal before and after a call iff it wrote nothing."""
 
@@ -125,7 +131,7 @@ class Fingerprint:
             f"SELECT '{table.name}', count(*), md5(coalesce(string_agg({row}, '|' ORDER BY {row}), '')) "
             f'FROM "{table.name}" t'
             for table in self._tables
-            for row in [f"ROW({', '.join(f't."{column.name}"' for column in _fingerprinted(table))})::text"]
+            for row in [_row_text(table)]
         )
         return {name: (count, digest) for name, count, digest in connection.execute(sa.text(query))}
 
