@@ -7,6 +7,7 @@ made by another replica within ``cache_seconds``. ``last_used_at`` is written at
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from control_plane.auth.identity import Identity, Role
 from control_plane.storage.api_tokens import ApiTokenRecord, ApiTokenStore, secret_matches, split_token
+from control_plane.storage.errors import StorageError
 
 #: The metadata key of ``authorization: Bearer <token>`` (gRPC keys are lower case).
 AUTHORIZATION_METADATA_KEY = "authorization"
@@ -25,6 +27,8 @@ HOW_TO_GET_A_TOKEN = (
     "(the first with `partita tokens create-admin NAME --db URL`), then pass --token or set PARTITA_TOKEN"
 )
 _LAST_USED_EVERY = timedelta(minutes=1)
+
+logger = logging.getLogger("partita.control_plane.auth")
 
 
 class AuthenticationFailed(Exception):
@@ -130,7 +134,10 @@ class Authenticator:
                 return  # another thread is noting it, or the cache moved on
             updated = replace(record, last_used_at=now)
             self._cache[record.id] = (hit[0], updated)
-        self._tokens.mark_used(record.id, now)
+        try:
+            self._tokens.mark_used(record.id, now)
+        except StorageError as error:  # bookkeeping: a read-only or busy database fails no call
+            logger.debug("Could not note the use of API token %r: %s", record.name, error)
 
 
 def _bearer_token(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:

@@ -13,8 +13,15 @@ import pytest
 
 from code_server.server.spawn import SpawnedCodeServer, spawn_code_server
 from control_plane.app import ControlPlane, ControlPlaneConfig
-from control_plane.auth.dev_token import issue_dev_token
-from control_plane.client_auth import HOME_ENV, TOKEN_ENV, TOKEN_FILE_ENV, resolve_token, with_token
+from control_plane.auth.dev_token import issue_dev_token, write_private_file
+from control_plane.client_auth import (
+    HOME_ENV,
+    TOKEN_ENV,
+    TOKEN_FILE_ENV,
+    dev_token_file,
+    resolve_token,
+    with_token,
+)
 from control_plane.views import BackfillView
 from launcher.base import RunLauncher
 from tests.fixtures.processes import kill_run_workers_of
@@ -53,6 +60,8 @@ def control_plane_factory(
     ``ControlPlaneClient`` find it by address; raw stubs add it with ``authorized_channel``.
     ``insecure_no_auth=True`` turns authentication off where a test needs that."""
     started: list[ControlPlane] = []
+    #: One admin token per database: a control plane started again on it (read-only, say) reuses it.
+    tokens: dict[str, str] = {}
     monkeypatch.setenv(HOME_ENV, str(tmp_path / "partita-home"))
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     monkeypatch.delenv(TOKEN_FILE_ENV, raising=False)
@@ -69,8 +78,11 @@ def control_plane_factory(
             **options,
         )
         control_plane = ControlPlane(config, launcher=launcher)
-        if not config.insecure_no_auth:
-            issue_dev_token(control_plane.api_tokens, control_plane.address, revoke_earlier=False)
+        if not config.insecure_no_auth and config.database_url in tokens:
+            write_private_file(dev_token_file(control_plane.address), tokens[config.database_url])
+        elif not config.insecure_no_auth:
+            path = issue_dev_token(control_plane.api_tokens, control_plane.address, revoke_earlier=False)
+            tokens[config.database_url] = path.read_text()
         control_plane.start()
         started.append(control_plane)
         return control_plane

@@ -123,6 +123,8 @@ def test_partita_dev_removes_its_token_when_it_stops(environment: dict[str, str]
             token_file = Path(match.group(1))
             break
     assert token_file is not None and token_file.exists()
+    address = token_file.name.replace("_", ":")
+    assert partita({**environment, "PARTITA_CONTROL_PLANE": address}, "whoami").returncode == 0  # serving
     process.terminate()
     process.wait(30)
     assert not token_file.exists()
