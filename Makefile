@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.k8s_launcher
 	$(PY) -m benchmarks.streams
 	$(PY) -m benchmarks.security
+	$(PY) -m benchmarks.auth_overhead
 
 ## The long chaos variant: many seeded trials of SIGKILLs during backfills (SQLite and PostgreSQL).
 chaos: $(STAMP)

@@ -167,6 +167,7 @@ def main() -> None:
                     code_servers={"bench": server.address},
                     port=0,
                     max_concurrent_runs=20,
+                    insecure_no_auth=True,  # streams, not authentication, are measured here
                 ),
                 launcher=RecordingLauncher(),
             )

@@ -28,6 +28,9 @@ from control_plane.api.stream_hubs import DEFAULT_MAX_OPEN_STREAMS, ChangeSignal
 from control_plane.asset_status import asset_partition_status
 from control_plane.audit import EVERY_EVENT, AuditEvent, AuditFilter
 from control_plane.auth.audit_interceptor import AuditInterceptor
+from control_plane.auth.authenticator import Authenticator
+from control_plane.auth.identity import Role
+from control_plane.auth.interceptor import AuthInterceptor
 from control_plane.automation import AutomationDaemon
 from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
 from control_plane.backfills.engine import BackfillEngine
@@ -58,6 +61,7 @@ from control_plane.storage import (
     RunEventStore,
     RunStore,
 )
+from control_plane.storage.api_tokens import ApiTokenStore
 from control_plane.storage.retrying import retry_through_faults
 from control_plane.views import BackfillPlanView, BackfillView, CodeLocationView, LaunchOptions
 from launcher.base import RunLauncher, WorkerIdentity
@@ -117,6 +121,10 @@ class ControlPlaneConfig:
     worker_tls: ClientTls | None = None
     #: File holding the secret run credentials are minted under; None keeps a generated one in the database.
     run_secret_file: str | None = None
+    #: Serve every caller as an anonymous admin (``--insecure-no-auth``); off: API tokens required.
+    insecure_no_auth: bool = False
+    #: Verified client certificate common name -> its role (``--tls-client-role CN=ROLE``).
+    certificate_roles: Mapping[str, Role] = field(default_factory=dict)
 
     def resolved_run_log_directory(self) -> Path:
         if self.run_log_directory:
@@ -171,10 +179,22 @@ class ControlPlane(ControlPlaneService):
         )
         self.launcher = launcher or LocalProcessLauncher(log_directory=config.resolved_run_log_directory())
         self.launcher.capture_output(self._record_output, self._stored_output_lines)
+        self.api_tokens = ApiTokenStore(self.database)
+        self.authenticator = Authenticator(
+            self.api_tokens,
+            insecure_no_auth=config.insecure_no_auth,
+            certificate_roles=config.certificate_roles,
+            clock=clock,
+        )
         self._server = AioServer(
             name="control-plane",
             unary_threads=config.unary_threads,
-            interceptors=[*interceptors, AuditInterceptor(self._audit, clock=clock)],
+            # Authentication outermost: the audit log records who made each call it lets through.
+            interceptors=[
+                AuthInterceptor(self.authenticator, self._owner_location),
+                *interceptors,
+                AuditInterceptor(self._audit, clock=clock),
+            ],
         )
         # Run workers and streams read the database on threads of their own: no number of open
         # streams or busy API clients can take the threads a report needs.
@@ -236,6 +256,11 @@ class ControlPlane(ControlPlaneService):
         self.daemon.start()
         self.automation_loop.start()
         self._wake()
+        if self.config.insecure_no_auth:
+            logger.warning(
+                "Authentication is OFF (--insecure-no-auth): anyone who can reach %s acts as an admin.",
+                self.address,
+            )
         logger.info("Control plane listening on %s", self.address)
 
     def stop(self, grace: float = 5.0) -> None:
@@ -260,6 +285,7 @@ class ControlPlane(ControlPlaneService):
             changes=self._changes,
             max_open_streams=self.config.max_open_streams,
         )
+        servicer.attach_api_tokens(self.api_tokens, self.authenticator)
         control_plane_pb2_grpc.add_ControlPlaneServicer_to_server(servicer, server)
         run_reporter_pb2_grpc.add_RunReporterServicer_to_server(
             RunReporterServicer(self, self._reporter_pool), server
@@ -273,6 +299,11 @@ class ControlPlane(ControlPlaneService):
             reflection.SERVICE_NAME,
         )
         reflection.enable_server_reflection(services, server)
+
+    def _owner_location(self, kind: str, target_id: str) -> str | None:
+        """The code location of a backfill or run, for tokens scoped to locations."""
+        record = self._backfills.get(target_id) if kind == "backfill" else self._runs.get(target_id)
+        return record.location if record is not None else None
 
     def _wake(self) -> None:
         self.daemon.wake()

@@ -7,7 +7,9 @@ Transport failures are translated once, here, into the errors below, each keepin
     ├── CodeLocationUnavailableError      the control plane answered UNAVAILABLE: a code location is down
     ├── NotFoundError                     NOT_FOUND: no such backfill, run, location or asset
     ├── InvalidArgumentError              INVALID_ARGUMENT: the request names something wrong
-    └── FailedPreconditionError           FAILED_PRECONDITION: e.g. resuming a backfill that is not paused
+    ├── FailedPreconditionError           FAILED_PRECONDITION: e.g. resuming a backfill that is not paused
+    ├── UnauthenticatedError              UNAUTHENTICATED: no token, or a bad, expired or revoked one
+    └── PermissionDeniedError             PERMISSION_DENIED: beyond the token's role or code locations
 
 The server names the error class behind a status in trailing metadata, which is how an UNAVAILABLE
 from a down code location is told apart from a control plane that cannot be reached.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import TypeVar
 
 import grpc
@@ -33,11 +36,13 @@ from code_server.wire.partitions import key_range_to_proto
 from control_plane.api.convert import launch_request_to_proto
 from control_plane.api.enums import backfill_status_to_proto, run_status_to_proto
 from control_plane.api.status import ERROR_METADATA_KEY
+from control_plane.client_auth import resolve_token, with_token
 from control_plane.records import BackfillStatus, RunStatus
 from control_plane.views import LaunchOptions
 from partita.common.v1 import automation_pb2
 from partita.controlplane.v1 import (
     audit_pb2,
+    auth_pb2,
     backfills_pb2,
     code_locations_pb2,
     control_plane_pb2_grpc,
@@ -88,7 +93,17 @@ class FailedPreconditionError(ControlPlaneClientError):
     pass
 
 
+class UnauthenticatedError(ControlPlaneClientError):
+    """The call carried no usable credential; the message says how to get a token."""
+
+
+class PermissionDeniedError(ControlPlaneClientError):
+    """The credential does not allow the call; the message names the role or location needed."""
+
+
 _ERROR_BY_STATUS: dict[grpc.StatusCode, type[ControlPlaneClientError]] = {
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
@@ -146,7 +161,9 @@ class ControlPlaneClient:
         retries: int = 2,
         retry_backoff: float = 0.1,
         tls: ClientTls | None = None,
+        token: str | None = None,
     ) -> None:
+        """``token``: the API token to send; None finds one (``control_plane.client_auth``), "" sends none."""
         self.address = address
         self.tls = tls
         self._timeout = timeout
@@ -161,7 +178,9 @@ class ControlPlaneClient:
                 ("grpc.max_reconnect_backoff_ms", 1000),
             ],
         )
-        self._stub = control_plane_pb2_grpc.ControlPlaneStub(self._channel)
+        self._stub = control_plane_pb2_grpc.ControlPlaneStub(
+            with_token(self._channel, resolve_token(address, token))
+        )
 
     def __enter__(self) -> ControlPlaneClient:
         return self
@@ -400,6 +419,34 @@ class ControlPlaneClient:
             location_name=location, schedule_name=name, page_size=limit
         )
         return list(self._call(lambda t: self._stub.ListScheduleTicks(request, timeout=t)).ticks)[:limit]
+
+    # --- tokens and identity ------------------------------------------------------------------------
+
+    def create_api_token(
+        self,
+        name: str,
+        role: auth_pb2.Role.ValueType,
+        *,
+        locations: Sequence[str] = (),
+        expires_in: timedelta | None = None,
+    ) -> auth_pb2.CreateApiTokenResponse:
+        """A new token: ``.token`` holds its secret, shown this once."""
+        request = auth_pb2.CreateApiTokenRequest(name=name, role=role, locations=list(locations))
+        if expires_in is not None:
+            request.expires_in.FromTimedelta(expires_in)
+        return self._call(lambda t: self._stub.CreateApiToken(request, timeout=t), retry=False)
+
+    def list_api_tokens(self) -> list[auth_pb2.ApiToken]:
+        request = auth_pb2.ListApiTokensRequest()
+        return list(self._call(lambda t: self._stub.ListApiTokens(request, timeout=t)).api_tokens)
+
+    def revoke_api_token(self, name: str) -> auth_pb2.ApiToken:
+        request = auth_pb2.RevokeApiTokenRequest(name=name)
+        return self._call(lambda t: self._stub.RevokeApiToken(request, timeout=t)).api_token
+
+    def whoami(self) -> auth_pb2.WhoAmIResponse:
+        """The identity the control plane authenticated this client as."""
+        return self._call(lambda t: self._stub.WhoAmI(auth_pb2.WhoAmIRequest(), timeout=t))
 
     def _call(self, invoke: Callable[[float], _T], *, retry: bool = True) -> _T:
         """Invoke with a deadline; retry what never reached the service; translate the rest."""

@@ -37,18 +37,18 @@ class AioServer:
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"{name}-loop", daemon=True)
         self._thread.start()
         self._unary_pool = ThreadPoolExecutor(max_workers=unary_threads, thread_name_prefix=name)
+        self._interceptors = list(interceptors)
         all_options = [
             ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
             *options,
         ]
-        self._interceptors = list(interceptors)
         self.server: aio.Server = self.run(self._create(all_options))
         self._stopped = False
 
     async def _create(self, options: list[tuple[str, Any]]) -> aio.Server:
         return aio.server(
-            migration_thread_pool=self._unary_pool, options=options, interceptors=self._interceptors
+            migration_thread_pool=self._unary_pool, options=options, interceptors=self._interceptors or None
         )
 
     def run(self, coroutine: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:

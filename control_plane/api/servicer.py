@@ -63,6 +63,7 @@ from control_plane.api.stream_hubs import (
     RunLogHub,
 )
 from control_plane.api.validation import check_request
+from control_plane.auth.token_rpcs import ApiTokenRpcs
 from control_plane.automation import AutomationDaemon, AutomationService
 from control_plane.records import PartitionSpan
 from control_plane.service import ControlPlaneService
@@ -109,7 +110,7 @@ class RenderedBackfills:
         return response
 
 
-class ControlPlaneServicer(control_plane_pb2_grpc.ControlPlaneServicer):
+class ControlPlaneServicer(ApiTokenRpcs, control_plane_pb2_grpc.ControlPlaneServicer):
     """Serves ``ControlPlaneService``, and its sensors and schedules when it has an ``automation`` daemon."""
 
     def __init__(

@@ -32,6 +32,7 @@ from control_plane.errors import (
     TooManyStreams,
     UnknownLocation,
 )
+from control_plane.storage.api_tokens import ApiTokenExists
 from control_plane.storage.errors import (
     BackfillAlreadyExists,
     RunAlreadyExists,
@@ -68,6 +69,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (BackfillAlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (RunAlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (RunKeyAlreadyUsed, grpc.StatusCode.ALREADY_EXISTS),
+    (ApiTokenExists, grpc.StatusCode.ALREADY_EXISTS),
     # The database's own faults: retry UNAVAILABLE with backoff and an ABORTED call at once; a full or
     # read-only database needs an operator first (the message says what to free or fix).
     (StorageUnavailable, grpc.StatusCode.UNAVAILABLE),

@@ -21,6 +21,7 @@ from control_plane.client import (
     ControlPlaneClientError,
     InvalidArgumentError,
 )
+from control_plane.client_auth import TOKEN_ENV, TOKEN_FILE_ENV, TokenFileError
 
 ADDRESS_ENV = "PARTITA_CONTROL_PLANE"
 EXIT_OK = 0
@@ -45,6 +46,11 @@ def connection_parent() -> argparse.ArgumentParser:
         help=f"address of the control plane (default: ${ADDRESS_ENV}, else {DEFAULT_ADDRESS})",
     )
     add_client_tls_arguments(parent, what="the control plane")
+    parent.add_argument(
+        "--token",
+        help=f"API token (default: ${TOKEN_ENV}, else the file ${TOKEN_FILE_ENV} names, else the token "
+        "`partita dev` wrote for a control plane on this machine)",
+    )
     return parent
 
 
@@ -65,8 +71,12 @@ def with_client(command: ClientCommand) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
         try:
             tls = client_tls_from_args(args)
-            with ControlPlaneClient(control_plane_address(args), tls=tls) as client:
+            with ControlPlaneClient(
+                control_plane_address(args), tls=tls, token=getattr(args, "token", None)
+            ) as client:
                 return command(args, client)
+        except TokenFileError as error:
+            return fail(str(error), EXIT_USAGE)
         except (UsageError, InvalidArgumentError) as error:
             return fail(str(error), EXIT_USAGE)
         except PartitaError as error:  # the client's errors, and SDK errors on parsing keys

@@ -1,7 +1,9 @@
 """``partita dev``: the embedded default in one command.
 
 A code server subprocess for your module, and the control plane on SQLite with the local launcher,
-in this process. Stop with Ctrl-C; the database file keeps every backfill for next time.
+in this process, on loopback only. It makes an admin API token and writes it to a file only you can
+read, where the CLI on this machine finds it. Stop with Ctrl-C; the database file keeps every
+backfill for next time.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 
 from code_server.server.spawn import spawn_code_server
 from control_plane.app import DEFAULT_PORT, ControlPlane, ControlPlaneConfig
+from control_plane.auth.dev_token import issue_dev_token, remove_dev_token
 from control_plane.cli.serve import serve_until_signalled
 
 DEV_DATABASE_URL = "sqlite:///.partita/dev.db"
@@ -49,17 +52,23 @@ def run_command(args: argparse.Namespace) -> int:
             ControlPlaneConfig(
                 database_url=args.db,
                 code_servers={name: code_server.address},
+                host="127.0.0.1",
                 port=args.port,
                 max_concurrent_runs=args.max_concurrent_runs,
             )
         )
-        control_plane.start()
-        print(
-            f"partita dev: code location {name!r} served at {code_server.address}; "
-            f"control plane listening on {control_plane.address}",
-            flush=True,
-        )
-        serve_until_signalled(control_plane)
+        token_file = issue_dev_token(control_plane.api_tokens, control_plane.address)
+        try:
+            control_plane.start()
+            print(
+                f"partita dev: code location {name!r} served at {code_server.address}; "
+                f"control plane listening on {control_plane.address}",
+                flush=True,
+            )
+            print(f"partita dev: admin token for the CLI on this machine in {token_file}", flush=True)
+            serve_until_signalled(control_plane)
+        finally:
+            remove_dev_token(token_file)
     finally:
         code_server.stop()
     return 0

@@ -21,6 +21,7 @@ from control_plane.app import (
     ControlPlane,
     ControlPlaneConfig,
 )
+from control_plane.auth.identity import Role
 from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
 from control_plane.cli.transport_security import (
     add_transport_security_arguments,
@@ -117,7 +118,32 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="file holding the secret run credentials are minted under, shared by every control plane "
         f"of the database (default: one generated once and kept in the database; env {RUN_SECRET_FILE_ENV})",
     )
+    parser.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve every caller as an anonymous admin, with no token (only on a trusted network; "
+        "see docs/security.md)",
+    )
+    parser.add_argument(
+        "--tls-client-role",
+        action="append",
+        default=[],
+        metavar="CN=ROLE",
+        help="give a verified client certificate with this common name a role: viewer, operator or "
+        "admin (repeatable; needs mutual TLS)",
+    )
     parser.set_defaults(handler=run_command)
+
+
+def parse_certificate_roles(values: list[str]) -> dict[str, Role]:
+    roles: dict[str, Role] = {}
+    for value in values:
+        name, sep, label = value.rpartition("=")
+        role = Role.__members__.get(label.upper())
+        if not sep or not name or role is None:
+            raise SystemExit(f"error: --tls-client-role takes CN=viewer|operator|admin, got {value[:200]!r}")
+        roles[name.removeprefix("CN=")] = role
+    return roles
 
 
 def positive_count(value: str) -> int:
@@ -187,6 +213,8 @@ def run_command(args: argparse.Namespace) -> int:
         audit_retention_days=args.audit_retention_days,
         run_secret_file=args.run_secret_file,
         **security,
+        insecure_no_auth=args.insecure_no_auth,
+        certificate_roles=parse_certificate_roles(args.tls_client_role),
     )
     try:
         control_plane = ControlPlane(config, launcher=build_launcher(args))
@@ -196,6 +224,11 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"partita control-plane: {error}", file=sys.stderr)
         return 2
     control_plane.start()
+    if not args.insecure_no_auth and not control_plane.api_tokens.any_exists():
+        logging.getLogger("partita.control_plane").warning(
+            "No API token exists yet, so no call can succeed: create the first admin token with "
+            "`partita tokens create-admin NAME --db URL` (see docs/security.md)."
+        )
     print(f"partita control-plane listening on {control_plane.address}", flush=True)
     serve_until_signalled(control_plane)
     return 0

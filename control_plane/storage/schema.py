@@ -317,3 +317,22 @@ audit_events = Table(
     Index("ix_audit_events_identity_name_at", "identity_name", "at"),
     Index("ix_audit_events_rpc_at", "rpc", "at"),
 )
+
+#: API tokens: only the SHA-256 of each secret is kept; the secret is shown once, at creation.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    #: The public part of the token ("pt_<id>_<secret>"): what a call is looked up by.
+    Column("id", String(32), primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    #: "viewer", "operator" or "admin".
+    Column("role", String(16), nullable=False),
+    #: JSON list of the code locations it may act on; NULL for all.
+    Column("locations", Text),
+    #: Hex SHA-256 of the secret part.
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime),
+    Column("revoked_at", UtcDateTime),
+    Column("last_used_at", UtcDateTime),
+)

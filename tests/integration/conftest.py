@@ -8,10 +8,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from code_server.server.spawn import SpawnedCodeServer, spawn_code_server
 from control_plane.app import ControlPlane, ControlPlaneConfig
+from control_plane.auth.dev_token import issue_dev_token, write_private_file
+from control_plane.client_auth import (
+    HOME_ENV,
+    TOKEN_ENV,
+    TOKEN_FILE_ENV,
+    dev_token_file,
+    resolve_token,
+    with_token,
+)
 from control_plane.views import BackfillView
 from launcher.base import RunLauncher
 from tests.fixtures.processes import kill_run_workers_of
@@ -42,8 +52,19 @@ def backfill_code_server(output_file: Path) -> Iterator[SpawnedCodeServer]:
 
 
 @pytest.fixture
-def control_plane_factory(tmp_path: Path) -> Iterator[Callable[..., ControlPlane]]:
+def control_plane_factory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., ControlPlane]]:
+    """Start in-process control planes. Authentication is ON: each gets an admin token, written
+    where ``partita dev`` writes its own (under a private $PARTITA_HOME), so the CLI and
+    ``ControlPlaneClient`` find it by address; raw stubs add it with ``authorized_channel``.
+    ``insecure_no_auth=True`` turns authentication off where a test needs that."""
     started: list[ControlPlane] = []
+    #: One admin token per database: a control plane started again on it (read-only, say) reuses it.
+    tokens: dict[str, str] = {}
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "partita-home"))
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    monkeypatch.delenv(TOKEN_FILE_ENV, raising=False)
 
     def start(
         code_servers: dict[str, str], launcher: RunLauncher | None = None, **options: Any
@@ -58,6 +79,11 @@ def control_plane_factory(tmp_path: Path) -> Iterator[Callable[..., ControlPlane
             **options,
         )
         control_plane = ControlPlane(config, launcher=launcher, interceptors=interceptors)
+        if not config.insecure_no_auth and config.database_url in tokens:
+            write_private_file(dev_token_file(control_plane.address), tokens[config.database_url])
+        elif not config.insecure_no_auth:
+            path = issue_dev_token(control_plane.api_tokens, control_plane.address, revoke_earlier=False)
+            tokens[config.database_url] = path.read_text()
         control_plane.start()
         started.append(control_plane)
         return control_plane
@@ -89,3 +115,8 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) 
             return
         time.sleep(0.05)
     raise AssertionError(f"Timed out after {timeout} s waiting until {what}")
+
+
+def authorized_channel(address: str) -> grpc.Channel:
+    """A channel to the control plane at ``address`` sending the admin token the factory made."""
+    return with_token(grpc.insecure_channel(address), resolve_token(address))

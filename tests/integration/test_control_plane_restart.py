@@ -27,7 +27,12 @@ from control_plane.records import BackfillStatus, RunStatus
 from control_plane.storage import Database, RunEventStore, RunStore
 from control_plane.views import LaunchOptions
 from partita.controlplane.v1 import backfills_pb2, runs_pb2
-from tests.fixtures.processes import ControlPlaneProcess, free_port, kill_run_workers_of
+from tests.fixtures.processes import (
+    ControlPlaneProcess,
+    create_admin_token,
+    free_port,
+    kill_run_workers_of,
+)
 from tests.integration.conftest import ROOT, read_jsonl, wait_until
 
 pytestmark = pytest.mark.integration
@@ -64,7 +69,8 @@ def control_plane_process(
         "--max-concurrent-runs", "2",
     ]  # fmt: skip
     process = ControlPlaneProcess(arguments, tmp_path / "control-plane.log")
-    client = ControlPlaneClient(f"127.0.0.1:{port}", timeout=10.0, retries=5, retry_backoff=0.2)
+    token = create_admin_token(database_url)
+    client = ControlPlaneClient(f"127.0.0.1:{port}", timeout=10.0, retries=5, retry_backoff=0.2, token=token)
     yield process, client
     client.close()
     process.stop()

@@ -25,6 +25,7 @@ from control_plane.app import ControlPlane
 from control_plane.records import BackfillStatus, PartitionStatus, RunFailureKind, RunStatus
 from control_plane.views import BackfillView, LaunchOptions
 from launcher.k8s import K8sLauncherConfig, KubernetesRunLauncher, job_name
+from tests.fixtures.processes import create_admin_token
 from tests.integration.conftest import ROOT, read_jsonl, wait_for_end, wait_until
 from tests.kube_cluster import KUBECTL, KubeApiServer
 
@@ -94,6 +95,7 @@ def test_control_plane_with_the_k8s_launcher_runs_a_backfill_as_jobs_kubectl_can
         "  labels: {team: data}\n"
         "  resources: {requests: {cpu: 100m, memory: 128Mi}}\n"
     )
+    token = create_admin_token(f"sqlite:///{tmp_path / 'partita.db'}")
     command = [
         sys.executable, "-m", "partita.cli", "control-plane", "--port", "0",
         "--db", f"sqlite:///{tmp_path / 'partita.db'}", "--code-server", f"tests={code_server.address}",
@@ -107,7 +109,7 @@ def test_control_plane_with_the_k8s_launcher_runs_a_backfill_as_jobs_kubectl_can
 
         def partita(*args: str) -> str:
             result = subprocess.run(
-                [sys.executable, "-m", "partita.cli", *args, "--control-plane", address],
+                [sys.executable, "-m", "partita.cli", *args, "--control-plane", address, "--token", token],
                 capture_output=True,
                 text=True,
                 timeout=120,

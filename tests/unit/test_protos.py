@@ -225,6 +225,10 @@ def test_control_plane_defines_the_whole_public_api() -> None:
             "GetAssetPartitionStatus",
             "ListCodeLocations",
             "ListAuditEvents",
+            "CreateApiToken",
+            "ListApiTokens",
+            "RevokeApiToken",
+            "WhoAmI",
         }
     )
     assert set(methods) == expected

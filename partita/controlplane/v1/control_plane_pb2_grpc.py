@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from partita.controlplane.v1 import audit_pb2 as partita_dot_controlplane_dot_v1_dot_audit__pb2
+from partita.controlplane.v1 import auth_pb2 as partita_dot_controlplane_dot_v1_dot_auth__pb2
 from partita.controlplane.v1 import backfills_pb2 as partita_dot_controlplane_dot_v1_dot_backfills__pb2
 from partita.controlplane.v1 import code_locations_pb2 as partita_dot_controlplane_dot_v1_dot_code__locations__pb2
 from partita.controlplane.v1 import partition_status_pb2 as partita_dot_controlplane_dot_v1_dot_partition__status__pb2
@@ -169,6 +170,26 @@ class ControlPlaneStub:
                 '/partita.controlplane.v1.ControlPlane/ListAuditEvents',
                 request_serializer=partita_dot_controlplane_dot_v1_dot_audit__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=partita_dot_controlplane_dot_v1_dot_audit__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
+        self.CreateApiToken = channel.unary_unary(
+                '/partita.controlplane.v1.ControlPlane/CreateApiToken',
+                request_serializer=partita_dot_controlplane_dot_v1_dot_auth__pb2.CreateApiTokenRequest.SerializeToString,
+                response_deserializer=partita_dot_controlplane_dot_v1_dot_auth__pb2.CreateApiTokenResponse.FromString,
+                _registered_method=True)
+        self.ListApiTokens = channel.unary_unary(
+                '/partita.controlplane.v1.ControlPlane/ListApiTokens',
+                request_serializer=partita_dot_controlplane_dot_v1_dot_auth__pb2.ListApiTokensRequest.SerializeToString,
+                response_deserializer=partita_dot_controlplane_dot_v1_dot_auth__pb2.ListApiTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeApiToken = channel.unary_unary(
+                '/partita.controlplane.v1.ControlPlane/RevokeApiToken',
+                request_serializer=partita_dot_controlplane_dot_v1_dot_auth__pb2.RevokeApiTokenRequest.SerializeToString,
+                response_deserializer=partita_dot_controlplane_dot_v1_dot_auth__pb2.RevokeApiTokenResponse.FromString,
+                _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/partita.controlplane.v1.ControlPlane/WhoAmI',
+                request_serializer=partita_dot_controlplane_dot_v1_dot_auth__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=partita_dot_controlplane_dot_v1_dot_auth__pb2.WhoAmIResponse.FromString,
                 _registered_method=True)
 
 
@@ -360,6 +381,34 @@ class ControlPlaneServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateApiToken(self, request, context):
+        """Creates an API token (admin); its secret is in the response and never shown again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListApiTokens(self, request, context):
+        """Lists API tokens, without their secrets (admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeApiToken(self, request, context):
+        """Revokes an API token by name (admin); it is refused from then on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WhoAmI(self, request, context):
+        """Returns the identity the call was authenticated as (any role).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlPlaneServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -492,6 +541,26 @@ def add_ControlPlaneServicer_to_server(servicer, server):
                     servicer.ListAuditEvents,
                     request_deserializer=partita_dot_controlplane_dot_v1_dot_audit__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=partita_dot_controlplane_dot_v1_dot_audit__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'CreateApiToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateApiToken,
+                    request_deserializer=partita_dot_controlplane_dot_v1_dot_auth__pb2.CreateApiTokenRequest.FromString,
+                    response_serializer=partita_dot_controlplane_dot_v1_dot_auth__pb2.CreateApiTokenResponse.SerializeToString,
+            ),
+            'ListApiTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApiTokens,
+                    request_deserializer=partita_dot_controlplane_dot_v1_dot_auth__pb2.ListApiTokensRequest.FromString,
+                    response_serializer=partita_dot_controlplane_dot_v1_dot_auth__pb2.ListApiTokensResponse.SerializeToString,
+            ),
+            'RevokeApiToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeApiToken,
+                    request_deserializer=partita_dot_controlplane_dot_v1_dot_auth__pb2.RevokeApiTokenRequest.FromString,
+                    response_serializer=partita_dot_controlplane_dot_v1_dot_auth__pb2.RevokeApiTokenResponse.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=partita_dot_controlplane_dot_v1_dot_auth__pb2.WhoAmIRequest.FromString,
+                    response_serializer=partita_dot_controlplane_dot_v1_dot_auth__pb2.WhoAmIResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1197,6 +1266,114 @@ class ControlPlane:
             '/partita.controlplane.v1.ControlPlane/ListAuditEvents',
             partita_dot_controlplane_dot_v1_dot_audit__pb2.ListAuditEventsRequest.SerializeToString,
             partita_dot_controlplane_dot_v1_dot_audit__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateApiToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/partita.controlplane.v1.ControlPlane/CreateApiToken',
+            partita_dot_controlplane_dot_v1_dot_auth__pb2.CreateApiTokenRequest.SerializeToString,
+            partita_dot_controlplane_dot_v1_dot_auth__pb2.CreateApiTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApiTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/partita.controlplane.v1.ControlPlane/ListApiTokens',
+            partita_dot_controlplane_dot_v1_dot_auth__pb2.ListApiTokensRequest.SerializeToString,
+            partita_dot_controlplane_dot_v1_dot_auth__pb2.ListApiTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeApiToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/partita.controlplane.v1.ControlPlane/RevokeApiToken',
+            partita_dot_controlplane_dot_v1_dot_auth__pb2.RevokeApiTokenRequest.SerializeToString,
+            partita_dot_controlplane_dot_v1_dot_auth__pb2.RevokeApiTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/partita.controlplane.v1.ControlPlane/WhoAmI',
+            partita_dot_controlplane_dot_v1_dot_auth__pb2.WhoAmIRequest.SerializeToString,
+            partita_dot_controlplane_dot_v1_dot_auth__pb2.WhoAmIResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -9,6 +9,7 @@ unreachable code location gets UNAVAILABLE naming it.
 from collections import abc as _abc
 from grpc import aio as _aio
 from partita.controlplane.v1 import audit_pb2 as _audit_pb2
+from partita.controlplane.v1 import auth_pb2 as _auth_pb2
 from partita.controlplane.v1 import backfills_pb2 as _backfills_pb2
 from partita.controlplane.v1 import code_locations_pb2 as _code_locations_pb2
 from partita.controlplane.v1 import partition_status_pb2 as _partition_status_pb2
@@ -97,6 +98,14 @@ class ControlPlaneStub:
     """Lists the audit log (every mutating call: who, what, when, from where, how it ended), newest
     first, a page at a time. Needs the admin role.
     """
+    CreateApiToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateApiTokenRequest, _auth_pb2.CreateApiTokenResponse]
+    """Creates an API token (admin); its secret is in the response and never shown again."""
+    ListApiTokens: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListApiTokensRequest, _auth_pb2.ListApiTokensResponse]
+    """Lists API tokens, without their secrets (admin)."""
+    RevokeApiToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RevokeApiTokenRequest, _auth_pb2.RevokeApiTokenResponse]
+    """Revokes an API token by name (admin); it is refused from then on."""
+    WhoAmI: _grpc.UnaryUnaryMultiCallable[_auth_pb2.WhoAmIRequest, _auth_pb2.WhoAmIResponse]
+    """Returns the identity the call was authenticated as (any role)."""
 
 @_typing.type_check_only
 class ControlPlaneAsyncStub(ControlPlaneStub):
@@ -159,6 +168,14 @@ class ControlPlaneAsyncStub(ControlPlaneStub):
     """Lists the audit log (every mutating call: who, what, when, from where, how it ended), newest
     first, a page at a time. Needs the admin role.
     """
+    CreateApiToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateApiTokenRequest, _auth_pb2.CreateApiTokenResponse]  # type: ignore[assignment]
+    """Creates an API token (admin); its secret is in the response and never shown again."""
+    ListApiTokens: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListApiTokensRequest, _auth_pb2.ListApiTokensResponse]  # type: ignore[assignment]
+    """Lists API tokens, without their secrets (admin)."""
+    RevokeApiToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.RevokeApiTokenRequest, _auth_pb2.RevokeApiTokenResponse]  # type: ignore[assignment]
+    """Revokes an API token by name (admin); it is refused from then on."""
+    WhoAmI: _aio.UnaryUnaryMultiCallable[_auth_pb2.WhoAmIRequest, _auth_pb2.WhoAmIResponse]  # type: ignore[assignment]
+    """Returns the identity the call was authenticated as (any role)."""
 
 class ControlPlaneServicer(metaclass=_abc_1.ABCMeta):
     """Launches and follows backfills and runs; the API of the CLI and of any other client."""
@@ -374,5 +391,37 @@ class ControlPlaneServicer(metaclass=_abc_1.ABCMeta):
         """Lists the audit log (every mutating call: who, what, when, from where, how it ended), newest
         first, a page at a time. Needs the admin role.
         """
+
+    @_abc_1.abstractmethod
+    def CreateApiToken(
+        self,
+        request: _auth_pb2.CreateApiTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.CreateApiTokenResponse, _abc.Awaitable[_auth_pb2.CreateApiTokenResponse]]:
+        """Creates an API token (admin); its secret is in the response and never shown again."""
+
+    @_abc_1.abstractmethod
+    def ListApiTokens(
+        self,
+        request: _auth_pb2.ListApiTokensRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListApiTokensResponse, _abc.Awaitable[_auth_pb2.ListApiTokensResponse]]:
+        """Lists API tokens, without their secrets (admin)."""
+
+    @_abc_1.abstractmethod
+    def RevokeApiToken(
+        self,
+        request: _auth_pb2.RevokeApiTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.RevokeApiTokenResponse, _abc.Awaitable[_auth_pb2.RevokeApiTokenResponse]]:
+        """Revokes an API token by name (admin); it is refused from then on."""
+
+    @_abc_1.abstractmethod
+    def WhoAmI(
+        self,
+        request: _auth_pb2.WhoAmIRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.WhoAmIResponse, _abc.Awaitable[_auth_pb2.WhoAmIResponse]]:
+        """Returns the identity the call was authenticated as (any role)."""
 
 def add_ControlPlaneServicer_to_server(servicer: ControlPlaneServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
