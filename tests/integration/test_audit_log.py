@@ -19,6 +19,7 @@ from code_server.server.spawn import SpawnedCodeServer, spawn_code_server
 from code_server.wire.assets import asset_key_to_proto
 from control_plane.app import ControlPlane
 from control_plane.audit import AuditEvent, AuditFilter
+from control_plane.auth.dev_token import DEV_TOKEN_PREFIX
 from control_plane.auth.identity import Identity, Role, acting_as
 from control_plane.cli import add_parsers
 from partita.common.v1 import partitions_pb2, requests_pb2
@@ -29,7 +30,7 @@ from partita.controlplane.v1 import (
     runs_pb2,
 )
 from partita.controlplane.v1 import sensors_schedules_pb2 as ss
-from tests.integration.conftest import ROOT, wait_until
+from tests.integration.conftest import ROOT, authorized_channel, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -103,13 +104,13 @@ def _events(control_plane: ControlPlane, **where: str) -> list[AuditEvent]:
     return control_plane.list_audit_events(where=AuditFilter(**where), limit=1000)
 
 
-@pytest.mark.parametrize("identity", [None, ALICE], ids=["no-authentication", "identity-set"])
+@pytest.mark.parametrize("identity", [None, ALICE], ids=["token", "identity-set"])
 def test_each_mutating_rpc_leaves_one_event_with_target_caller_peer_and_outcome(
     control_plane_factory: Factory, fuzz_code_server: SpawnedCodeServer, identity: Identity | None
 ) -> None:
     interceptors = [ActingAs(identity)] if identity else []
     control_plane = control_plane_factory({"fuzz": fuzz_code_server.address}, interceptors=interceptors)
-    with grpc.insecure_channel(control_plane.address) as channel:
+    with authorized_channel(control_plane.address) as channel:
         stub = control_plane_pb2_grpc.ControlPlaneStub(channel)
         backfill_id = stub.LaunchBackfill(_launch_request()).backfill.backfill_id
         wait_until(
@@ -139,10 +140,12 @@ def test_each_mutating_rpc_leaves_one_event_with_target_caller_peer_and_outcome(
     assert refused == "NOT_FOUND"
     assert codes["PauseBackfill"] == codes["StartSensor"] == "OK"
     events = _all_events(control_plane, 1 + len(calls) + 1)
-    name = identity.name if identity else "unknown"
-    assert {(e.identity_name, e.identity_kind, e.role) for e in events} == {
-        (name, identity.kind, "operator") if identity else ("unknown", "unknown", "")
-    }
+    callers = {(e.identity_name, e.identity_kind, e.role) for e in events}
+    if identity:
+        assert callers == {(identity.name, identity.kind, "operator")}
+    else:  # the factory's admin token, as the authentication interceptor resolved it
+        ((token_name, kind, role),) = callers
+        assert token_name.startswith(DEV_TOKEN_PREFIX) and (kind, role) == ("token", "admin")
     assert all(e.peer.startswith("ipv4:127.0.0.1:") for e in events)
 
     (launch,) = _events(control_plane, rpc="LaunchBackfill")
@@ -170,7 +173,7 @@ def test_reads_and_dry_runs_leave_no_event_and_a_refused_launch_leaves_one(
     control_plane_factory: Factory, fuzz_code_server: SpawnedCodeServer
 ) -> None:
     control_plane = control_plane_factory({"fuzz": fuzz_code_server.address})
-    with grpc.insecure_channel(control_plane.address) as channel:
+    with authorized_channel(control_plane.address) as channel:
         stub = control_plane_pb2_grpc.ControlPlaneStub(channel)
         assert stub.LaunchBackfill(_launch_request(dry_run=True)).HasField("plan")
         stub.ListBackfills(backfills_pb2.ListBackfillsRequest())
@@ -200,7 +203,7 @@ def test_list_audit_events_pages_newest_first_and_filters(
     control_plane_factory: Factory, fuzz_code_server: SpawnedCodeServer
 ) -> None:
     control_plane = control_plane_factory({"fuzz": fuzz_code_server.address})
-    with grpc.insecure_channel(control_plane.address) as channel:
+    with authorized_channel(control_plane.address) as channel:
         stub = control_plane_pb2_grpc.ControlPlaneStub(channel)
         for index in range(5):
             _code(
@@ -224,7 +227,10 @@ def test_list_audit_events_pages_newest_first_and_filters(
         assert len({e.event_id for e in seen}) == 6
         times = [e.time.ToDatetime() for e in seen]
         assert times == sorted(times, reverse=True)
-        assert all(e.status_code == "NOT_FOUND" and e.identity_name == "unknown" for e in seen)
+        assert all(
+            e.status_code == "NOT_FOUND" and e.identity_name.startswith(DEV_TOKEN_PREFIX) for e in seen
+        )
+        caller = seen[0].identity_name
 
         def listed(**fields: str) -> list[str]:
             request = audit_pb2.ListAuditEventsRequest(**fields)
@@ -233,7 +239,7 @@ def test_list_audit_events_pages_newest_first_and_filters(
         assert listed(rpc="TerminateRun") == ["r1"]
         assert listed(target_kind="backfill", target_id="b2") == ["b2"]
         assert listed(target_kind="run") == ["r1"]
-        assert listed(identity_name="unknown", rpc="CancelBackfill") == ["b4", "b3", "b2", "b1", "b0"]
+        assert listed(identity_name=caller, rpc="CancelBackfill") == ["b4", "b3", "b2", "b1", "b0"]
         assert listed(identity_name="alice") == []
         with pytest.raises(grpc.RpcError) as refused:
             stub.ListAuditEvents(audit_pb2.ListAuditEventsRequest(rpc=""))
@@ -247,7 +253,7 @@ def test_the_retention_step_deletes_only_events_older_than_the_period(
     control_plane_factory: Factory, fuzz_code_server: SpawnedCodeServer
 ) -> None:
     control_plane = control_plane_factory({"fuzz": fuzz_code_server.address}, audit_retention_days=30)
-    with grpc.insecure_channel(control_plane.address) as channel:
+    with authorized_channel(control_plane.address) as channel:
         stub = control_plane_pb2_grpc.ControlPlaneStub(channel)
         _code(lambda: stub.CancelBackfill(backfills_pb2.CancelBackfillRequest(backfill_id="recent")))
     (recent,) = _all_events(control_plane, 1)
@@ -271,7 +277,7 @@ def test_a_call_goes_ahead_when_its_event_cannot_be_written(
     control_plane = control_plane_factory({"fuzz": fuzz_code_server.address})
     with control_plane.database.transaction() as connection:
         connection.execute(sa.text("DROP TABLE audit_events"))
-    with grpc.insecure_channel(control_plane.address) as channel:
+    with authorized_channel(control_plane.address) as channel:
         stub = control_plane_pb2_grpc.ControlPlaneStub(channel)
         assert (
             _code(

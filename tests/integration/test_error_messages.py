@@ -10,6 +10,7 @@ import pytest
 
 from control_plane.app import ControlPlane
 from partita.controlplane.v1 import backfills_pb2, control_plane_pb2_grpc, runs_pb2
+from tests.integration.conftest import authorized_channel
 
 
 @pytest.mark.parametrize(
@@ -24,9 +25,7 @@ def test_a_huge_id_gets_its_own_status_and_a_short_message(
     control_plane_factory: Callable[..., ControlPlane], run_id: str, code: grpc.StatusCode
 ) -> None:
     plane = control_plane_factory({})
-    with grpc.insecure_channel(
-        plane.address, options=[("grpc.max_send_message_length", 8 * 1024 * 1024)]
-    ) as channel:
+    with authorized_channel(plane.address) as channel:
         stub = control_plane_pb2_grpc.ControlPlaneStub(channel)
         for call in (
             lambda: stub.GetRun(runs_pb2.GetRunRequest(run_id=run_id), timeout=10),
