@@ -25,6 +25,7 @@ from control_plane.asset_status import asset_partition_status
 from control_plane.automation import AutomationDaemon
 from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
 from control_plane.backfills.engine import BackfillEngine
+from control_plane.backfills.run_settings import RunSettingsCheck
 from control_plane.daemon import Daemon
 from control_plane.errors import BackfillNotFound, InvalidStateTransition, RunNotFound
 from control_plane.locations import CodeLocations
@@ -141,7 +142,13 @@ class ControlPlane(ControlPlaneService):
         self.port = self._server.add_port(f"{config.host}:{config.port}")
         self.address = f"{config.host}:{self.port}"
         self.reports = RunReportHandler(self.database, on_applied=self._on_reports_applied)
-        self.engine = BackfillEngine(self.database, self.locations, clock=clock, wake=self._wake)
+        self.engine = BackfillEngine(
+            self.database,
+            self.locations,
+            clock=clock,
+            wake=self._wake,
+            check_run_settings=RunSettingsCheck(self.launcher),
+        )
         self.queue = RunQueue(
             self.database,
             self.locations,

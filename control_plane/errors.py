@@ -9,6 +9,8 @@ Hierarchy::
     ├── InvalidStateTransition        e.g. resume a backfill that is not paused -> FAILED_PRECONDITION
     ├── UnknownLocation               no code location by that name       -> NOT_FOUND
     ├── LocationUnavailable           a code location cannot be reached   -> UNAVAILABLE
+    ├── RunSettingsRefused            a run tag sets a launch setting the operator does not allow
+    │                                                                      -> PERMISSION_DENIED
     └── TooManyStreams                the server's open-stream limit is reached -> RESOURCE_EXHAUSTED
 """
 
@@ -45,3 +47,7 @@ class UnknownLocation(ControlPlaneError):
 
 class TooManyStreams(ControlPlaneError):
     """The control plane holds as many open streams as it is configured to; unary calls still work."""
+
+
+class RunSettingsRefused(ControlPlaneError):
+    """A run tag asks for a launch setting the launcher configuration does not allow; nothing was written."""

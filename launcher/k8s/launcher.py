@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,11 +23,13 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from launcher.base import (
+    InvalidRunSettings,
     LauncherError,
     LaunchRequest,
     OutputHandler,
     RunHealth,
     RunLauncher,
+    RunSettingsNotAllowed,
     RunState,
     StoredLines,
 )
@@ -36,6 +38,7 @@ from launcher.k8s.health import job_health
 from launcher.k8s.job_body import RUN_ID_LABEL, build_job
 from launcher.k8s.logs import PodLogFollower
 from launcher.k8s.names import job_name, label_value
+from launcher.k8s.run_overrides import RunOverrideNotAllowed
 
 logger = logging.getLogger("partita.launcher.k8s")
 
@@ -86,6 +89,15 @@ class KubernetesRunLauncher(RunLauncher):
                 "or pass --kubeconfig"
             ) from error
         return cls(config, api_client)
+
+    def check_run_settings(self, location: str, tags: Mapping[str, str]) -> None:
+        """The run tag's override must parse and set only keys allowed for ``location``."""
+        try:
+            self._config.check_run_override(location, tags)
+        except RunOverrideNotAllowed as error:
+            raise RunSettingsNotAllowed(str(error)) from error
+        except K8sConfigError as error:
+            raise InvalidRunSettings(str(error)) from error
 
     def launch(self, request: LaunchRequest) -> str:
         try:
