@@ -33,12 +33,12 @@ from launcher.base import (
     RunState,
     StoredLines,
 )
-from launcher.k8s.config import K8sConfigError, K8sLauncherConfig
+from launcher.k8s.config import K8sLauncherConfig
 from launcher.k8s.health import job_health
 from launcher.k8s.job_body import RUN_ID_LABEL, build_job
 from launcher.k8s.logs import PodLogFollower
 from launcher.k8s.names import job_name, label_value
-from launcher.k8s.run_overrides import RunOverrideNotAllowed
+from launcher.k8s.run_overrides import K8sConfigError, RunOverrideNotAllowed
 
 logger = logging.getLogger("partita.launcher.k8s")
 
