@@ -72,7 +72,8 @@ OUTPUT_EVENT_KIND = "stdout"
 
 @dataclass
 class ControlPlaneConfig:
-    database_url: str = DEFAULT_DATABASE_URL
+    #: Kept out of the config's repr: it may hold a password.
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     #: Code location name -> code server address (HOST:PORT).
     code_servers: Mapping[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
@@ -95,6 +96,9 @@ class ControlPlaneConfig:
     max_open_streams: int = DEFAULT_MAX_OPEN_STREAMS
     #: How long each kind of call to a code server may take before its location shows the problem.
     code_server_deadlines: CodeServerDeadlines = field(default_factory=CodeServerDeadlines)
+    #: Variables of this process (names, or ``PREFIX*``) the local launcher's workers may see besides
+    #: the base ones; never the database URL (``launcher.worker_env``).
+    worker_env: tuple[str, ...] = ()
 
     def resolved_run_log_directory(self) -> Path:
         if self.run_log_directory:
@@ -130,7 +134,9 @@ class ControlPlane(ControlPlaneService):
             refresh_seconds=config.location_refresh_seconds,
             on_change=lambda _name: self.engine.note_all_running(),
         )
-        self.launcher = launcher or LocalProcessLauncher(log_directory=config.resolved_run_log_directory())
+        self.launcher = launcher or LocalProcessLauncher(
+            log_directory=config.resolved_run_log_directory(), worker_env=config.worker_env
+        )
         self.launcher.capture_output(self._record_output, self._stored_output_lines)
         self._server = AioServer(name="control-plane", unary_threads=config.unary_threads)
         # Run workers and streams read the database on threads of their own: no number of open

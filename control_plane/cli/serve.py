@@ -14,9 +14,14 @@ from code_server.client import CodeServerDeadlines
 from control_plane.api.stream_hubs import DEFAULT_MAX_OPEN_STREAMS
 from control_plane.app import DEFAULT_DATABASE_URL, DEFAULT_PORT, ControlPlane, ControlPlaneConfig
 from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
+from control_plane.cli.secret_options import (
+    add_database_arguments,
+    add_worker_env_argument,
+    database_url,
+)
+from control_plane.storage import StorageFault
 from launcher.base import LauncherError, RunLauncher
 
-DATABASE_ENV = "PARTITA_DATABASE_URL"
 LAUNCHER_ENV = "PARTITA_LAUNCHER"
 K8S_CONFIG_ENV = "PARTITA_K8S_CONFIG"
 EVALUATION_TIMEOUT_ENV = "PARTITA_EVALUATION_TIMEOUT"
@@ -28,11 +33,8 @@ _DEFAULT_DEADLINES = CodeServerDeadlines()
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("control-plane", help="Serve the control plane.", description=__doc__)
-    parser.add_argument(
-        "--db",
-        default=os.environ.get(DATABASE_ENV, DEFAULT_DATABASE_URL),
-        help=f"SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://... (or ${DATABASE_ENV})",
-    )
+    add_database_arguments(parser, DEFAULT_DATABASE_URL)
+    add_worker_env_argument(parser)
     parser.add_argument(
         "--code-server",
         action="append",
@@ -131,7 +133,7 @@ def run_command(args: argparse.Namespace) -> int:
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     config = ControlPlaneConfig(
-        database_url=args.db,
+        database_url=database_url(args),
         code_servers=parse_code_servers(args.code_server),
         host=args.host,
         port=args.port,
@@ -140,8 +142,12 @@ def run_command(args: argparse.Namespace) -> int:
         max_open_streams=args.max_open_streams,
         evaluation_timeout_seconds=float(args.evaluation_timeout),
         code_server_deadlines=code_server_deadlines(float(args.code_server_deadline)),
+        worker_env=tuple(args.worker_env),
     )
-    control_plane = ControlPlane(config, launcher=build_launcher(args))
+    try:
+        control_plane = ControlPlane(config, launcher=build_launcher(args))
+    except StorageFault as error:  # the message names the database (never its password) and the fault
+        raise SystemExit(f"error: {error}") from None
     control_plane.start()
     print(f"partita control-plane listening on {control_plane.address}", flush=True)
     serve_until_signalled(control_plane)
