@@ -141,8 +141,11 @@ class KubernetesRunLauncher(RunLauncher):
         adopted rather than repeated. Raises ``LauncherError`` when the API cannot tell."""
         try:
             settings = self._config.settings_for(request.location.name, request.tags)
-        except K8sConfigError as error:
-            raise LauncherError(f"Run {request.run_id}: {error}") from error
+        except K8sConfigError:
+            # A tag the configuration now refuses could not have made a Job since; one made before
+            # was made in the configured namespace unless the tag moved it, which only a looser
+            # configuration allowed. Look there rather than never answering.
+            settings = self._config.settings_for(request.location.name, {})
         name = job_name(request.run_id)
         existing = self._read_job(settings.namespace, name)
         labels = ((existing or {}).get("metadata") or {}).get("labels") or {}

@@ -23,6 +23,7 @@ from code_server.wire.automation import BackfillRequestSpec
 from control_plane.app import ControlPlane
 from control_plane.client import ControlPlaneClient, ControlPlaneClientError
 from control_plane.views import LaunchOptions
+from launcher.base import CodeLocationTarget, LaunchRequest
 from launcher.k8s import K8S_CONFIG_TAG, K8sLauncherConfig, KubernetesRunLauncher, job_name
 from tests.integration.conftest import ROOT, wait_until
 from tests.kube_cluster import KubeApiServer
@@ -167,3 +168,25 @@ def test_an_operator_can_allow_a_key_for_one_location(
     # node_selector is a default key, but this location's own list replaces the defaults.
     with pytest.raises(ControlPlaneClientError, match="'node_selector' is not allowed for location 'tests'"):
         launch(plane, {"node_selector": {"pool": "x"}})
+
+
+def test_a_job_launched_before_the_operator_disallowed_its_key_is_still_found(
+    kube_api: KubeApiServer,
+) -> None:
+    kube_api.node.fail_image(IMAGE, "ErrImagePull")
+    loose = {**SETTINGS, "allowed_run_overrides": ["env"]}
+    launch_request = LaunchRequest(
+        run_id="run0000000000000042",
+        location=CodeLocationTarget("tests", module_name="m", image=IMAGE),
+        asset_keys=(AssetKey("paced_a"),),
+        partition_range=None,
+        control_plane_address="127.0.0.1:1",
+        tags={K8S_CONFIG_TAG: json.dumps({"env": [{"name": "EXTRA", "value": "1"}]})},
+    )
+    before = KubernetesRunLauncher(K8sLauncherConfig.from_mapping(loose), kube_api.api_client())
+    handle = before.launch(launch_request)
+    before.close()
+    # A restarted control plane with a stricter configuration adopts the Job instead of never answering.
+    after = KubernetesRunLauncher(K8sLauncherConfig.from_mapping(SETTINGS), kube_api.api_client())
+    assert after.find(launch_request) == handle
+    after.close()
