@@ -34,6 +34,7 @@ from control_plane.auth.interceptor import AuthInterceptor
 from control_plane.automation import AutomationDaemon
 from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
 from control_plane.backfills.engine import BackfillEngine
+from control_plane.backfills.run_settings import RunSettingsCheck
 from control_plane.daemon import Daemon
 from control_plane.errors import BackfillNotFound, InvalidStateTransition, RunNotFound, shown
 from control_plane.locations import CodeLocations
@@ -86,7 +87,8 @@ AUDIT_PRUNE_SECONDS = 3600.0
 
 @dataclass
 class ControlPlaneConfig:
-    database_url: str = DEFAULT_DATABASE_URL
+    #: Kept out of the config's repr: it may hold a password.
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     #: Code location name -> code server address (HOST:PORT).
     code_servers: Mapping[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
@@ -125,6 +127,9 @@ class ControlPlaneConfig:
     insecure_no_auth: bool = False
     #: Verified client certificate common name -> its role (``--tls-client-role CN=ROLE``).
     certificate_roles: Mapping[str, Role] = field(default_factory=dict)
+    #: Variables of this process (names, or ``PREFIX*``) the local launcher's workers may see besides
+    #: the base ones; never the database URL (``launcher.worker_env``).
+    worker_env: tuple[str, ...] = ()
 
     def resolved_run_log_directory(self) -> Path:
         if self.run_log_directory:
@@ -177,7 +182,9 @@ class ControlPlane(ControlPlaneService):
             refresh_seconds=config.location_refresh_seconds,
             on_change=lambda _name: self.engine.note_all_running(),
         )
-        self.launcher = launcher or LocalProcessLauncher(log_directory=config.resolved_run_log_directory())
+        self.launcher = launcher or LocalProcessLauncher(
+            log_directory=config.resolved_run_log_directory(), worker_env=config.worker_env
+        )
         self.launcher.capture_output(self._record_output, self._stored_output_lines)
         self.api_tokens = ApiTokenStore(self.database)
         self.authenticator = Authenticator(
@@ -209,7 +216,13 @@ class ControlPlane(ControlPlaneService):
         self.reports = RunReportHandler(
             self.database, on_applied=self._on_reports_applied, credentials=self.run_credentials
         )
-        self.engine = BackfillEngine(self.database, self.locations, clock=clock, wake=self._wake)
+        self.engine = BackfillEngine(
+            self.database,
+            self.locations,
+            clock=clock,
+            wake=self._wake,
+            check_run_settings=RunSettingsCheck(self.launcher),
+        )
         self.queue = RunQueue(
             self.database,
             self.locations,

@@ -9,6 +9,8 @@ Hierarchy::
     ├── InvalidStateTransition        e.g. resume a backfill that is not paused -> FAILED_PRECONDITION
     ├── UnknownLocation               no code location by that name       -> NOT_FOUND
     ├── LocationUnavailable           a code location cannot be reached   -> UNAVAILABLE
+    ├── RunSettingsRefused            a run tag sets a launch setting the operator does not allow
+    │                                                                      -> PERMISSION_DENIED
     └── TooManyStreams                the server's open-stream limit is reached -> RESOURCE_EXHAUSTED
 """
 
@@ -57,3 +59,7 @@ def shown(value: str) -> str:
     if len(value) <= _SHOWN_LENGTH:
         return repr(value)
     return f"{value[:_SHOWN_LENGTH]!r}… ({len(value)} characters)"
+
+
+class RunSettingsRefused(ControlPlaneError):
+    """A run tag asks for a launch setting the launcher configuration does not allow; nothing was written."""

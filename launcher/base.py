@@ -135,6 +135,14 @@ class LauncherError(Exception):
     """A launcher could not start or stop a run; the message says why."""
 
 
+class InvalidRunSettings(LauncherError):
+    """A run's tags ask for launch settings that are malformed (the caller's mistake, said at launch)."""
+
+
+class RunSettingsNotAllowed(LauncherError):
+    """A run's tags ask for a launch setting the operator's configuration does not allow."""
+
+
 class RunLauncher(ABC):
     """Starts runs, stops them, and tells how they are doing."""
 
@@ -152,6 +160,14 @@ class RunLauncher(ABC):
     @abstractmethod
     def check(self, run_id: str, handle: str) -> RunHealth:
         """Report the run's health as the launcher sees it."""
+
+    def check_run_settings(self, location: str, tags: Mapping[str, str]) -> None:  # noqa: B027
+        """Refuse, before a backfill is stored, tags that this launcher would refuse at launch.
+
+        Raises InvalidRunSettings (malformed) or RunSettingsNotAllowed (a key the configuration does
+        not allow for ``location``), so the caller of LaunchBackfill hears it, not a failed run later.
+        A launcher that takes no settings from tags accepts anything.
+        """
 
     def find(self, request: LaunchRequest) -> str | None:
         """The handle of a worker of this run that was started and not recorded (the control plane

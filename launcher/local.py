@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from launcher.base import (
     WorkerIdentity,
     worker_secrets,
 )
+from launcher.worker_env import worker_environment
 
 _TERMINATE_GRACE_SECONDS = 5.0
 _FOLLOW_INTERVAL_SECONDS = 0.1
@@ -58,12 +59,16 @@ class LocalProcessLauncher(RunLauncher):
         log_directory: str | Path = DEFAULT_LOG_DIRECTORY,
         python: str = sys.executable,
         environment: Mapping[str, str] | None = None,
+        worker_env: Sequence[str] = (),
     ) -> None:
+        """``environment``: settings every worker gets; ``worker_env``: the names (or ``PREFIX*``) of
+        this process's variables workers may see besides the base ones (``launcher.worker_env``)."""
         #: Set by ``capture_output``; until then output stays in the run's log file only.
         self._on_output: OutputHandler | None = None
         self._log_directory = Path(log_directory)
         self._python = python
         self._environment = dict(environment or {})
+        self._worker_env = tuple(worker_env)
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -74,13 +79,16 @@ class LocalProcessLauncher(RunLauncher):
 
     def launch(self, request: LaunchRequest) -> str:
         command = [self._python, "-m", "partita.cli", *request.execute_run_arguments()]
-        env = {
-            **os.environ,
-            **self._environment,
-            **request.reporting_environment,
-            "PYTHONUNBUFFERED": "1",
-            **worker_secrets(request),
-        }
+        # Never the control plane's whole environment: its database URL and secrets stay here.
+        env = worker_environment(
+            self._worker_env,
+            settings={
+                **self._environment,
+                **request.reporting_environment,
+                "PYTHONUNBUFFERED": "1",
+                **worker_secrets(request),
+            },
+        )
         log_path = self.log_path(request.run_id)
         try:
             log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ def main() -> int:
         env = {**os.environ, "PARTITA_EXAMPLE_DATA": str(Path(workdir) / "warehouse")}
         dev = subprocess.Popen(
             [*PARTITA, "dev", "-m", "examples.guide", "--location-name", "guide", "--port", "0",
-             "--db", f"sqlite:///{workdir}/partita.db"],
+             "--db", f"sqlite:///{workdir}/partita.db", "--worker-env", "PARTITA_EXAMPLE_DATA"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )  # fmt: skip
         try:

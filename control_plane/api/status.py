@@ -29,6 +29,7 @@ from control_plane.errors import (
     InvalidStateTransition,
     LocationUnavailable,
     RunNotFound,
+    RunSettingsRefused,
     TooManyStreams,
     UnknownLocation,
 )
@@ -63,6 +64,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (InvalidStateTransition, grpc.StatusCode.FAILED_PRECONDITION),
     (LocationUnavailable, grpc.StatusCode.UNAVAILABLE),
     (TooManyStreams, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (RunSettingsRefused, grpc.StatusCode.PERMISSION_DENIED),
     (ControlPlaneError, grpc.StatusCode.FAILED_PRECONDITION),
     # Storage errors that reach the API: a conflict or a row that vanished, not an internal fault.
     (StorageNotFound, grpc.StatusCode.NOT_FOUND),

@@ -105,8 +105,11 @@ class BackfillEngine:
         *,
         clock: Callable[[], datetime],
         wake: Callable[[], None],
+        check_run_settings: Callable[[str, Mapping[str, str]], None] | None = None,
     ) -> None:
         self._database = database
+        #: Refuses tags the launcher would refuse (``control_plane.backfills.run_settings``).
+        self._check_run_settings = check_run_settings
         self._backfills = BackfillStore(database)
         self._progress = BackfillProgressStore(database)
         self._runs = RunStore(database)
@@ -131,6 +134,8 @@ class BackfillEngine:
             existing = self._backfills.find_by_request_id(options.request_id)
             if existing is not None:
                 return existing.id
+        if self._check_run_settings is not None:
+            self._check_run_settings(options.location, options.tags)
         graph = self._locations.loaded_graph(options.location)  # new work: only against current definitions
         now = self._clock()
         target = resolve_target(graph, spec, now)

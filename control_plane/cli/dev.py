@@ -16,7 +16,9 @@ import sys
 from code_server.server.spawn import spawn_code_server
 from control_plane.app import DEFAULT_PORT, ControlPlane, ControlPlaneConfig
 from control_plane.auth.dev_token import issue_dev_token, remove_dev_token
+from control_plane.cli.secret_options import add_database_arguments, add_worker_env_argument, database_url
 from control_plane.cli.serve import serve_until_signalled
+from control_plane.storage import StorageFault
 
 DEV_DATABASE_URL = "sqlite:///.partita/dev.db"
 
@@ -30,7 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     source.add_argument("-f", "--python-file", help="user file")
     parser.add_argument("--working-directory", default=os.getcwd())
     parser.add_argument("--location-name", help="default: the module or file name")
-    parser.add_argument("--db", default=os.environ.get("PARTITA_DATABASE_URL", DEV_DATABASE_URL))
+    add_database_arguments(parser, DEV_DATABASE_URL)
+    add_worker_env_argument(parser)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="control plane port (0: a free one)")
     parser.add_argument("--max-concurrent-runs", type=int, default=4)
     parser.set_defaults(handler=run_command)
@@ -50,11 +53,12 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         control_plane = ControlPlane(
             ControlPlaneConfig(
-                database_url=args.db,
+                database_url=database_url(args),
                 code_servers={name: code_server.address},
                 host="127.0.0.1",
                 port=args.port,
                 max_concurrent_runs=args.max_concurrent_runs,
+                worker_env=tuple(args.worker_env),
             )
         )
         token_file = issue_dev_token(control_plane.api_tokens, control_plane.address)
@@ -69,6 +73,8 @@ def run_command(args: argparse.Namespace) -> int:
             serve_until_signalled(control_plane)
         finally:
             remove_dev_token(token_file)
+    except StorageFault as error:  # the message names the database (never its password) and the fault
+        raise SystemExit(f"error: {error}") from None
     finally:
         code_server.stop()
     return 0

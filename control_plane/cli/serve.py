@@ -23,14 +23,19 @@ from control_plane.app import (
 )
 from control_plane.auth.identity import Role
 from control_plane.automation.evaluation import DEFAULT_EVALUATION_TIMEOUT
+from control_plane.cli.secret_options import (
+    add_database_arguments,
+    add_worker_env_argument,
+    database_url,
+)
 from control_plane.cli.transport_security import (
     add_transport_security_arguments,
     transport_security_config,
 )
 from control_plane.runs.credentials import RunSecretUnusable
+from control_plane.storage import StorageFault
 from launcher.base import LauncherError, RunLauncher
 
-DATABASE_ENV = "PARTITA_DATABASE_URL"
 LAUNCHER_ENV = "PARTITA_LAUNCHER"
 K8S_CONFIG_ENV = "PARTITA_K8S_CONFIG"
 EVALUATION_TIMEOUT_ENV = "PARTITA_EVALUATION_TIMEOUT"
@@ -43,11 +48,8 @@ _DEFAULT_DEADLINES = CodeServerDeadlines()
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("control-plane", help="Serve the control plane.", description=__doc__)
-    parser.add_argument(
-        "--db",
-        default=os.environ.get(DATABASE_ENV, DEFAULT_DATABASE_URL),
-        help=f"SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://... (or ${DATABASE_ENV})",
-    )
+    add_database_arguments(parser, DEFAULT_DATABASE_URL)
+    add_worker_env_argument(parser)
     parser.add_argument(
         "--code-server",
         action="append",
@@ -201,7 +203,7 @@ def run_command(args: argparse.Namespace) -> int:
     except TlsConfigError as error:
         raise SystemExit(f"error: {error}") from error
     config = ControlPlaneConfig(
-        database_url=args.db,
+        database_url=database_url(args),
         code_servers=parse_code_servers(args.code_server),
         host=args.host,
         port=args.port,
@@ -215,6 +217,7 @@ def run_command(args: argparse.Namespace) -> int:
         **security,
         insecure_no_auth=args.insecure_no_auth,
         certificate_roles=parse_certificate_roles(args.tls_client_role),
+        worker_env=tuple(args.worker_env),
     )
     try:
         control_plane = ControlPlane(config, launcher=build_launcher(args))
@@ -223,6 +226,8 @@ def run_command(args: argparse.Namespace) -> int:
     except RunSecretUnusable as error:
         print(f"partita control-plane: {error}", file=sys.stderr)
         return 2
+    except StorageFault as error:  # the message names the database (never its password) and the fault
+        raise SystemExit(f"error: {error}") from None
     control_plane.start()
     if not args.insecure_no_auth and not control_plane.api_tokens.any_exists():
         logging.getLogger("partita.control_plane").warning(

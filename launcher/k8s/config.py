@@ -7,8 +7,10 @@ Settings are read from a YAML file (a ConfigMap in a cluster) shaped as::
     locations:
       analytics: {image: ..., resources: {limits: {memory: 8Gi}}}
 
-and a run may override any setting with the tag ``partita/k8s-config`` holding JSON of the same keys.
-Layers are deep-merged (defaults, then the location, then the run): dicts key by key, lists of named
+and a run may override some settings with the tag ``partita/k8s-config`` holding JSON of the same keys:
+only the keys the operator allows for its location (``allowed_run_overrides``, see
+``launcher.k8s.run_overrides``; by default resources, node selector, tolerations, labels, annotations
+and active deadline). Layers are deep-merged (defaults, then the location, then the run): dicts key by key, lists of named
 items (env vars) by name, other lists end to end without repeats. Values under
 the keys are Kubernetes JSON (``configMapRef``, ``valueFrom``) and go into the Job as they are.
 """
@@ -23,8 +25,15 @@ from typing import Any
 
 import yaml
 
-#: The run tag that overrides a run's Kubernetes settings (JSON object of the keys below).
-K8S_CONFIG_TAG = "partita/k8s-config"
+from launcher.k8s.run_overrides import (
+    ALLOWED_RUN_OVERRIDES_KEY,
+    DEFAULT_ALLOWED_RUN_OVERRIDES,
+    K8S_CONFIG_TAG,
+    K8sConfigError,
+    RunOverridePolicy,
+    parse_allowed_keys,
+)
+
 DEFAULT_NAMESPACE = "default"
 DEFAULT_TTL_SECONDS_AFTER_FINISHED = 86_400
 
@@ -36,10 +45,6 @@ _STRING_KEYS = ("namespace", "image", "service_account_name", "image_pull_policy
 _INTEGER_KEYS = ("ttl_seconds_after_finished", "active_deadline_seconds")
 SETTING_KEYS = frozenset((*_LIST_KEYS, *_MAPPING_KEYS, *_STRING_KEYS, *_INTEGER_KEYS))
 _PULL_POLICIES = ("Always", "IfNotPresent", "Never")
-
-
-class K8sConfigError(ValueError):
-    """A launcher config file or a run's ``partita/k8s-config`` tag is not valid; the message says where."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class K8sLauncherConfig:
     namespace: str | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
     locations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Which keys a run's tag may set, per location (the operator's decision, never the caller's).
+    allowed_run_overrides: RunOverridePolicy = field(default_factory=RunOverridePolicy)
 
     @classmethod
     def from_file(cls, path: str | Path) -> K8sLauncherConfig:
@@ -88,11 +95,11 @@ class K8sLauncherConfig:
     def from_mapping(cls, document: Any, *, source: str = "Kubernetes launcher config") -> K8sLauncherConfig:
         if not isinstance(document, Mapping):
             raise K8sConfigError(f"{source}: expected a mapping with namespace, defaults and locations")
-        unknown = set(document) - {"namespace", "defaults", "locations"}
+        unknown = set(document) - {"namespace", "defaults", "locations", ALLOWED_RUN_OVERRIDES_KEY}
         if unknown:
             raise K8sConfigError(
                 f"{source}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
-                "expected namespace, defaults and locations"
+                f"expected namespace, defaults, locations and {ALLOWED_RUN_OVERRIDES_KEY}"
             )
         namespace = document.get("namespace")
         if namespace is not None and (not isinstance(namespace, str) or not namespace):
@@ -101,19 +108,43 @@ class K8sLauncherConfig:
         locations_document = document.get("locations") or {}
         if not isinstance(locations_document, Mapping):
             raise K8sConfigError(f"{source}: locations must map location names to settings")
-        locations = {
-            str(name): validate_settings(settings or {}, f"{source}: locations.{name}")
-            for name, settings in locations_document.items()
-        }
-        return cls(namespace=namespace, defaults=defaults, locations=locations)
+        locations: dict[str, Mapping[str, Any]] = {}
+        allowed: dict[str, frozenset[str]] = {}
+        for name, settings in locations_document.items():
+            where = f"{source}: locations.{name}"
+            layer = dict(settings or {}) if isinstance(settings, Mapping) else settings
+            if isinstance(layer, dict) and ALLOWED_RUN_OVERRIDES_KEY in layer:
+                allowed[str(name)] = parse_allowed_keys(
+                    layer.pop(ALLOWED_RUN_OVERRIDES_KEY), where, SETTING_KEYS
+                )
+            locations[str(name)] = validate_settings(layer, where)
+        default_allowed = (
+            parse_allowed_keys(document[ALLOWED_RUN_OVERRIDES_KEY], source, SETTING_KEYS)
+            if ALLOWED_RUN_OVERRIDES_KEY in document
+            else DEFAULT_ALLOWED_RUN_OVERRIDES
+        )
+        return cls(
+            namespace=namespace,
+            defaults=defaults,
+            locations=locations,
+            allowed_run_overrides=RunOverridePolicy(default=default_allowed, per_location=allowed),
+        )
+
+    def check_run_override(self, location: str, tags: Mapping[str, str]) -> dict[str, Any]:
+        """The run's ``partita/k8s-config`` override, checked: well formed (else K8sConfigError) and
+        only keys allowed for ``location`` (else RunOverrideNotAllowed). Empty without the tag."""
+        if (override := tags.get(K8S_CONFIG_TAG)) is None:
+            return {}
+        settings = parse_run_override(override)
+        self.allowed_run_overrides.check(location, settings)
+        return settings
 
     def settings_for(self, location: str, tags: Mapping[str, str]) -> JobSettings:
         """The settings of a run of ``location`` with these tags (raises K8sConfigError on a bad tag)."""
         merged: dict[str, Any] = {"namespace": self.namespace or DEFAULT_NAMESPACE}
         merged = deep_merge(merged, self.defaults)
         merged = deep_merge(merged, self.locations.get(location, {}))
-        if (override := tags.get(K8S_CONFIG_TAG)) is not None:
-            merged = deep_merge(merged, parse_run_override(override))
+        merged = deep_merge(merged, self.check_run_override(location, tags))
         return JobSettings(
             namespace=merged["namespace"],
             image=merged.get("image"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,19 +23,22 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from launcher.base import (
+    InvalidRunSettings,
     LauncherError,
     LaunchRequest,
     OutputHandler,
     RunHealth,
     RunLauncher,
+    RunSettingsNotAllowed,
     RunState,
     StoredLines,
 )
-from launcher.k8s.config import K8sConfigError, K8sLauncherConfig
+from launcher.k8s.config import K8sLauncherConfig
 from launcher.k8s.health import job_health
 from launcher.k8s.job_body import RUN_ID_LABEL, build_job
 from launcher.k8s.logs import PodLogFollower
 from launcher.k8s.names import job_name, label_value
+from launcher.k8s.run_overrides import K8sConfigError, RunOverrideNotAllowed
 
 logger = logging.getLogger("partita.launcher.k8s")
 
@@ -87,6 +90,15 @@ class KubernetesRunLauncher(RunLauncher):
             ) from error
         return cls(config, api_client)
 
+    def check_run_settings(self, location: str, tags: Mapping[str, str]) -> None:
+        """The run tag's override must parse and set only keys allowed for ``location``."""
+        try:
+            self._config.check_run_override(location, tags)
+        except RunOverrideNotAllowed as error:
+            raise RunSettingsNotAllowed(str(error)) from error
+        except K8sConfigError as error:
+            raise InvalidRunSettings(str(error)) from error
+
     def launch(self, request: LaunchRequest) -> str:
         try:
             settings = self._config.settings_for(request.location.name, request.tags)
@@ -129,8 +141,11 @@ class KubernetesRunLauncher(RunLauncher):
         adopted rather than repeated. Raises ``LauncherError`` when the API cannot tell."""
         try:
             settings = self._config.settings_for(request.location.name, request.tags)
-        except K8sConfigError as error:
-            raise LauncherError(f"Run {request.run_id}: {error}") from error
+        except K8sConfigError:
+            # A tag the configuration now refuses could not have made a Job since; one made before
+            # was made in the configured namespace unless the tag moved it, which only a looser
+            # configuration allowed. Look there rather than never answering.
+            settings = self._config.settings_for(request.location.name, {})
         name = job_name(request.run_id)
         existing = self._read_job(settings.namespace, name)
         labels = ((existing or {}).get("metadata") or {}).get("labels") or {}

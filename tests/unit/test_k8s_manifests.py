@@ -110,7 +110,8 @@ def test_every_container_has_resources_probes_and_runs_as_non_root(example: list
         assert pod["securityContext"]["runAsNonRoot"] is True
         for container in pod["containers"]:
             assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
-            assert "grpc" in container["readinessProbe"] and "grpc" in container["livenessProbe"]
+            # TCP: the kubelet's gRPC probe cannot speak TLS, which these ports serve.
+            assert "tcpSocket" in container["readinessProbe"] and "tcpSocket" in container["livenessProbe"]
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
             assert re.match(r"^registry\.example\.com/.+:\d", container["image"]), container["image"]
 
@@ -130,11 +131,12 @@ def test_the_control_plane_launches_jobs_and_reads_its_database_url_only_from_a_
     assert "--code-server=analytics=partita-code-analytics:4000" in args
     assert "--code-server=marketing=partita-code-marketing:4000" in args
     assert not [arg for arg in args if arg.startswith("--db")]
-    (url,) = [env for env in container["env"] if env["name"] == "PARTITA_DATABASE_URL"]
-    assert url == {
-        "name": "PARTITA_DATABASE_URL",
-        "valueFrom": {"secretKeyRef": {"name": "partita-database", "key": "url"}},
-    }
+    pod = of_kind(example, "Deployment", "partita-control-plane")["spec"]["template"]["spec"]
+    # From a file of the mounted Secret, not a variable: nothing in the environment holds the URL.
+    assert mounted_secret(pod, container, env_value(container, "PARTITA_DATABASE_URL_FILE")) == (
+        "partita-database",
+        "url",
+    )
     assert of_kind(example, "Secret", "partita-database")["data"]["url"]
     assert container["resources"]["limits"]["memory"] == "4Gi"  # the overlay's patch
 
@@ -180,3 +182,138 @@ def test_dockerfiles_copy_what_exists_and_run_as_non_root(dockerfile: Path) -> N
         assert (ROOT / source).exists(), f"{dockerfile.name}: COPY {source} does not exist"
     assert re.search(r"^USER 10001", text, re.MULTILINE)
     assert 'ENTRYPOINT ["partita"]' in text
+
+
+def env_value(container: dict[str, Any], name: str) -> str:
+    (value,) = [env["value"] for env in container.get("env", []) if env["name"] == name]
+    return str(value)
+
+
+def mounted_secret(pod: dict[str, Any], container: dict[str, Any], path: str) -> tuple[str, str]:
+    """The (Secret, key) whose mounted file ``path`` is, in this container of this pod."""
+    secrets = {
+        volume["name"]: volume["secret"]["secretName"]
+        for volume in pod.get("volumes", [])
+        if "secret" in volume
+    }
+    for mount in container.get("volumeMounts", []):
+        directory = mount["mountPath"].rstrip("/") + "/"
+        if path.startswith(directory) and mount["name"] in secrets:
+            return secrets[mount["name"]], path.removeprefix(directory)
+    raise AssertionError(f"{path} is in no mounted Secret of {container['name']}")
+
+
+def pods(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each Deployment's pod template, by Deployment name."""
+    return {doc["metadata"]["name"]: doc["spec"]["template"] for doc in docs if doc["kind"] == "Deployment"}
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert not selector.get("matchExpressions"), "only matchLabels are used (and checked) here"
+    return all(labels.get(key) == value for key, value in (selector.get("matchLabels") or {}).items())
+
+
+def run_pod_labels() -> dict[str, str]:
+    """The labels of a real run Job's pod, as the launcher builds it (with a tag trying to pose as the
+    control plane)."""
+    import json
+
+    from code_server.asset_key import AssetKey
+    from launcher.base import CodeLocationTarget, LaunchRequest
+    from launcher.k8s import K8S_CONFIG_TAG, K8sLauncherConfig
+    from launcher.k8s.job_body import build_job
+
+    tags = {K8S_CONFIG_TAG: json.dumps({"labels": {"app.kubernetes.io/component": "control-plane"}})}
+    launch = LaunchRequest(
+        run_id="r1", location=CodeLocationTarget("analytics", module_name="m"), asset_keys=(AssetKey("a"),),
+        partition_range=None, control_plane_address="cp:3000", tags=tags,
+    )  # fmt: skip
+    settings = K8sLauncherConfig().settings_for("analytics", tags)
+    labels: dict[str, str] = build_job(launch, settings, "image:1")["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def test_secrets_are_mounted_files_and_no_environment_carries_the_database_url(
+    example: list[dict[str, Any]],
+) -> None:
+    for name, template in pods(example).items():
+        pod = template["spec"]
+        for container in pod["containers"]:
+            for env in container.get("env", []):
+                assert env["name"] != "PARTITA_DATABASE_URL", name
+                assert "://" not in str(env.get("value", "")) or "@" not in str(env.get("value", "")), name
+                assert "secretKeyRef" not in env.get("valueFrom", {}), f"{name}: {env['name']} from a Secret"
+            assert not container.get("envFrom"), name
+            for variable in ("PARTITA_TLS_CERT", "PARTITA_TLS_KEY", "PARTITA_CODE_SERVER_TOKEN_FILE"):
+                secret, _key = mounted_secret(pod, container, env_value(container, variable))
+                assert secret.startswith("partita-"), (name, variable)
+        mounted = {volume["secret"]["secretName"] for volume in pod.get("volumes", []) if "secret" in volume}
+        # The database Secret: the control plane's alone.
+        assert ("partita-database" in mounted) == (name == "partita-control-plane"), name
+    control_plane = pods(example)["partita-control-plane"]["spec"]
+    (container,) = control_plane["containers"]
+    for variable in ("PARTITA_TLS_CLIENT_CA", "PARTITA_TLS_CA"):
+        assert mounted_secret(control_plane, container, env_value(container, variable)) == (
+            "partita-control-plane-tls",
+            "ca.crt",
+        )
+    assert control_plane["securityContext"]["fsGroup"] == 10001
+
+
+def test_only_the_control_plane_may_read_the_database_secret(example: list[dict[str, Any]]) -> None:
+    # No Role in the namespace grants secrets (the kubelet mounts the control plane's; the API never
+    # hands it out), and nothing is bound to the run pods' or code servers' ServiceAccount.
+    for role in (doc for doc in example if doc["kind"] in ("Role", "ClusterRole")):
+        for rule in role["rules"]:
+            assert "secrets" not in rule["resources"] and "*" not in rule["resources"], role["metadata"][
+                "name"
+            ]
+    for binding in (doc for doc in example if doc["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        assert {subject["name"] for subject in binding["subjects"]} == {"partita-control-plane"}
+    for name, template in pods(example).items():
+        expected = "partita-control-plane" if name == "partita-control-plane" else "partita-run-worker"
+        assert template["spec"]["serviceAccountName"] == expected, name
+    config_map = next(
+        doc for doc in example if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "partita-launcher"
+    )
+    assert "partita-database" not in config_map["data"]["k8s.yaml"]  # run Jobs never reference it
+
+
+def test_network_policies_deny_by_default_and_let_only_the_right_pods_in(
+    example: list[dict[str, Any]],
+) -> None:
+    policies = {doc["metadata"]["name"]: doc["spec"] for doc in example if doc["kind"] == "NetworkPolicy"}
+    assert all(doc["metadata"]["namespace"] == "partita" for doc in example if doc["kind"] == "NetworkPolicy")
+    deny = policies["partita-default-deny-ingress"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
+
+    templates = pods(example)
+    labels = {name: template["metadata"]["labels"] for name, template in templates.items()}
+    control_plane, run_pod = labels["partita-control-plane"], run_pod_labels()
+    code_servers = [labels["partita-code-analytics"], labels["partita-code-marketing"]]
+    assert run_pod["app.kubernetes.io/component"] == "run-worker"  # a tag cannot pose as the control plane
+
+    to_code = policies["partita-code-servers-from-control-plane"]
+    assert all(selects(to_code["podSelector"], pod) for pod in code_servers)
+    assert not selects(to_code["podSelector"], control_plane) and not selects(to_code["podSelector"], run_pod)
+    (rule,) = to_code["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 4000}]
+    (source,) = rule["from"]
+    assert set(source) == {"podSelector"}
+    assert selects(source["podSelector"], control_plane)
+    assert not selects(source["podSelector"], run_pod)
+    assert not any(selects(source["podSelector"], pod) for pod in code_servers)
+
+    to_control = policies["partita-control-plane-from-runs-and-clients"]
+    assert selects(to_control["podSelector"], control_plane)
+    assert not any(selects(to_control["podSelector"], pod) for pod in [run_pod, *code_servers])
+    (rule,) = to_control["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 3000}]
+    runs, clients = rule["from"]
+    assert set(runs) == {"podSelector"} and selects(runs["podSelector"], run_pod)
+    assert not any(selects(runs["podSelector"], pod) for pod in code_servers)
+    assert clients["namespaceSelector"] == {"matchLabels": {"partita/client-access": "true"}}
+    assert clients["podSelector"] == {"matchLabels": {"partita/client": "true"}}
+    # Every pod is selected by some policy: none is left open.
+    for name, pod_labels in labels.items():
+        assert any(selects(spec["podSelector"], pod_labels) for spec in policies.values()), name

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.k8s import K8S_CONFIG_TAG, K8sConfigError, K8sLauncherConfig
+from launcher.k8s import K8S_CONFIG_TAG, K8sConfigError, K8sLauncherConfig, RunOverrideNotAllowed
 from launcher.k8s.config import deep_merge
 
 CONFIG = """
@@ -113,3 +113,71 @@ def test_a_bad_file_names_the_file_and_the_key(tmp_path: Path) -> None:
         K8sLauncherConfig.from_file(path)
     with pytest.raises(K8sConfigError, match=r"missing\.yaml"):
         K8sLauncherConfig.from_file(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "service_account_name",
+        "image",
+        "namespace",
+        "env",
+        "env_from",
+        "image_pull_secrets",
+        "image_pull_policy",
+    ],
+)
+def test_a_run_tag_may_not_set_a_key_the_operator_did_not_allow(config: K8sLauncherConfig, key: str) -> None:
+    value: object = [] if key in ("env", "env_from", "image_pull_secrets") else "x"
+    if key == "image_pull_policy":
+        value = "Always"
+    with pytest.raises(RunOverrideNotAllowed) as error:
+        config.settings_for("analytics", {K8S_CONFIG_TAG: json.dumps({key: value})})
+    message = str(error.value)
+    assert f"key {key!r} is not allowed for location 'analytics'" in message
+    assert (
+        "allowed: active_deadline_seconds, annotations, labels, node_selector, resources, tolerations"
+        in message
+    )
+    assert "allowed_run_overrides" in message  # how an operator allows it
+    with pytest.raises(RunOverrideNotAllowed):
+        config.check_run_override("analytics", {K8S_CONFIG_TAG: json.dumps({key: value})})
+
+
+def test_every_refused_key_is_named(config: K8sLauncherConfig) -> None:
+    tag = json.dumps({"env_from": [], "service_account_name": "admin", "resources": {}})
+    with pytest.raises(RunOverrideNotAllowed, match=r"key 'env_from' .*\(nor 'service_account_name'\)"):
+        config.check_run_override("analytics", {K8S_CONFIG_TAG: tag})
+
+
+def test_the_operator_allows_keys_globally_or_per_location(tmp_path: Path) -> None:
+    path = tmp_path / "k8s.yaml"
+    path.write_text(
+        CONFIG.replace("defaults:", "allowed_run_overrides: [resources, env]\ndefaults:", 1).replace(
+            "    namespace: analytics-runs\n",
+            "    namespace: analytics-runs\n    allowed_run_overrides: [service_account_name]\n",
+        )
+    )
+    config = K8sLauncherConfig.from_file(path)
+    env = json.dumps({"env": [{"name": "EXTRA", "value": "1"}]})
+    # Globally: env is now allowed, node_selector (a default) no longer is: the list replaces the default.
+    assert {"name": "EXTRA", "value": "1"} in config.settings_for("other", {K8S_CONFIG_TAG: env}).env
+    with pytest.raises(RunOverrideNotAllowed, match="'node_selector' is not allowed for location 'other'"):
+        config.check_run_override("other", {K8S_CONFIG_TAG: json.dumps({"node_selector": {}})})
+    # Per location: its own list replaces the global one, and the message says where to add a key.
+    sa = json.dumps({"service_account_name": "analytics-runner"})
+    assert config.settings_for("analytics", {K8S_CONFIG_TAG: sa}).service_account_name == "analytics-runner"
+    with pytest.raises(RunOverrideNotAllowed, match=r"add it to locations\.analytics\.allowed_run_overrides"):
+        config.check_run_override("analytics", {K8S_CONFIG_TAG: env})
+    # The location's own settings are not affected by its allow-list key.
+    assert config.settings_for("analytics", {}).namespace == "analytics-runs"
+
+
+def test_an_allow_list_naming_an_unknown_setting_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "k8s.yaml"
+    path.write_text("allowed_run_overrides: [resources, memory]\n")
+    with pytest.raises(K8sConfigError, match=r"allowed_run_overrides names unknown setting\(s\) memory"):
+        K8sLauncherConfig.from_file(path)
+    path.write_text("locations:\n  etl:\n    allowed_run_overrides: resources\n")
+    with pytest.raises(K8sConfigError, match=r"locations.etl: allowed_run_overrides must be a list"):
+        K8sLauncherConfig.from_file(path)

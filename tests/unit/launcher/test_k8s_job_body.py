@@ -21,6 +21,8 @@ KUBERNETES_VERSIONS = ("1.25.0", latest_version())
 CONFIG = K8sLauncherConfig.from_mapping(
     {
         "namespace": "partita",
+        # The operator lets runs choose their pull policy too (not allowed by default).
+        "allowed_run_overrides": ["resources", "image_pull_policy"],
         "defaults": {
             "service_account_name": "partita-run-worker",
             "image_pull_policy": "IfNotPresent",
