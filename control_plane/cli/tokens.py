@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from datetime import timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from control_plane.app import DEFAULT_DATABASE_URL
 from control_plane.cli import format as fmt
 from control_plane.cli.command import (
     EXIT_OK,
@@ -25,6 +25,7 @@ from control_plane.cli.command import (
     json_parent,
     with_client,
 )
+from control_plane.cli.secret_options import add_database_arguments, database_url
 from control_plane.client import ControlPlaneClient
 from partita.controlplane.v1 import auth_pb2
 
@@ -63,12 +64,8 @@ def add_parser(subparsers: Subparsers) -> None:
         help="Create an admin token offline, in the database (the first token).",
     )
     _token_arguments(admin)
-    admin.add_argument(
-        "--db",
-        default=os.environ.get("PARTITA_DATABASE_URL"),
-        required="PARTITA_DATABASE_URL" not in os.environ,
-        help="the control plane's database URL (or $PARTITA_DATABASE_URL)",
-    )
+    # The same sources as the control plane's (a mounted Secret file in a pod), and its default.
+    add_database_arguments(admin, default=DEFAULT_DATABASE_URL)
     admin.set_defaults(handler=create_admin_command)
     whoami = subparsers.add_parser(
         "whoami", parents=[connection_parent(), json_parent()], help="Show the identity the CLI calls as."
@@ -112,7 +109,7 @@ def create_admin_command(args: argparse.Namespace) -> int:
     from control_plane.storage.api_tokens import ApiTokenExists, ApiTokenStore
     from control_plane.storage.database import utc_now
 
-    database = Database.open(args.db)
+    database = Database.open(database_url(args))
     try:
         now = utc_now()
         expires_at = now + args.expires_in if args.expires_in else None

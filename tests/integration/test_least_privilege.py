@@ -86,8 +86,10 @@ def test_a_workers_environment_holds_no_database_url_and_only_what_the_allow_lis
     assert environment["PARTITA_TEST_GATE"] == str(gate)
     allowed = (*BASE_WORKER_ENV, "PARTITA_*", "WAREHOUSE_REGION", "PYTHONUNBUFFERED")
     assert [name for name in environment if not is_allowed(name, allowed)] == []
+    # Besides the allowed variables of this process: only what the launcher sets for the run.
     assert environment.keys() <= {name for name in os.environ if is_allowed(name, allowed)} | {
-        "PYTHONUNBUFFERED"
+        "PYTHONUNBUFFERED",
+        "PARTITA_RUN_CREDENTIAL",
     }
 
     gate.touch()
@@ -117,7 +119,15 @@ def test_a_database_password_is_in_no_command_line_log_line_or_error(
     port = free_port()
     log = tmp_path / "control-plane.log"
     process = ControlPlaneProcess(
-        ["--db-file", str(url_file), "--code-server", f"tests={code_server.address}", "--port", str(port)],
+        [
+            "--db-file",
+            str(url_file),
+            "--code-server",
+            f"tests={code_server.address}",
+            "--port",
+            str(port),
+            "--insecure-no-auth",
+        ],
         log,
         environment={"PARTITA_TEST_GATE": str(gate)},
     )
