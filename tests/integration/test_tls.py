@@ -26,7 +26,8 @@ from code_server.server.spawn import SpawnedCodeServer, spawn_code_server
 from code_server.tls import ClientTls, ServerTls
 from code_server.wire.automation import BackfillRequestSpec
 from control_plane.app import ControlPlane
-from control_plane.client import ControlPlaneClient, ControlPlaneUnreachable
+from control_plane.auth.identity import Role
+from control_plane.client import ControlPlaneClient, ControlPlaneUnreachable, PermissionDeniedError
 from control_plane.views import LaunchOptions
 from partita.codeserver.v1 import code_server_pb2, code_server_pb2_grpc
 from tests.fixtures.pki import Pki, make_pki
@@ -271,3 +272,35 @@ def test_an_open_code_server_warns_unless_only_this_machine_can_reach_it(token_p
     assert "accepts calls (Reload, sensor evaluation) from anyone" in started_output("--host", "0.0.0.0")
     assert "from anyone" not in started_output("--host", "0.0.0.0", "--auth-token-file", str(token_path))
     assert "from anyone" not in started_output()
+
+
+def test_a_client_certificate_mapped_to_a_role_authenticates_without_a_token(
+    control_plane_factory: Callable[..., ControlPlane], pki: Pki, tmp_path: Path
+) -> None:
+    issued = pki.ca.issue_cert("viewer-bot@example.test", common_name="viewer-bot")
+    cert, key = tmp_path / "viewer-bot.pem", tmp_path / "viewer-bot-key.pem"
+    cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    issued.private_key_pem.write_to_path(str(key))
+    plane = control_plane_factory(
+        {}, tls=pki.server(mutual=True), certificate_roles={"viewer-bot": Role.VIEWER}
+    )
+    viewer_tls = ClientTls(ca=pki.ca_file, cert=cert, key=key)
+    with ControlPlaneClient(plane.address, tls=viewer_tls, token="", retries=0) as viewer:
+        me = viewer.whoami()
+        assert (me.name, me.kind) == ("viewer-bot", "certificate")
+        assert viewer.list_backfills().backfills == []
+        with pytest.raises(PermissionDeniedError, match="operator"):
+            viewer.launch_backfill(
+                BackfillRequestSpec(
+                    asset_keys=(AssetKey("a"),),
+                    partition_ranges=(PartitionKeyRange("2024-01-01", "2024-01-01"),),
+                ),
+                LaunchOptions(location="tests"),
+            )
+    # A certificate of the CA that no role names gets nothing.
+    unmapped_tls = pki.client(with_cert=True)
+    with (
+        ControlPlaneClient(plane.address, tls=unmapped_tls, token="", retries=0) as unmapped,
+        pytest.raises(PermissionDeniedError),
+    ):
+        unmapped.list_backfills()
