@@ -487,21 +487,18 @@ class ControlPlane(ControlPlaneService):
     def _terminate(self, run: RunRecord, now: datetime) -> None:
         """Stop the run's process or Job and record it as canceled, with its open partitions."""
         if run.status is RunStatus.QUEUED:
-            self._runs.update_status(run.id, RunStatus.CANCELED, ended_at=now, only_from=(RunStatus.QUEUED,))
+            canceled = self.reports.end_canceled(run, now, only_from=(RunStatus.QUEUED,))
         else:
+            # Canceling first: killed here, the control plane finishes the cancel when it finds the
+            # process gone (``RunReportHandler.finish_canceled_run``).
             self._runs.update_status(
                 run.id, RunStatus.CANCELING, only_from=(RunStatus.STARTING, RunStatus.STARTED)
             )
             if run.launcher_handle:
                 self.launcher.terminate(run.id, run.launcher_handle)
-            self._runs.update_status(
-                run.id,
-                RunStatus.CANCELED,
-                ended_at=now,
-                only_from=(RunStatus.CANCELING, RunStatus.STARTING, RunStatus.STARTED),
+            canceled = self.reports.end_canceled(
+                run, now, only_from=(RunStatus.CANCELING, RunStatus.STARTING, RunStatus.STARTED)
             )
-        self._events.append(run.id, [("control_plane", "Run canceled", None)])
-        canceled = self.reports.cancel_open_partitions(run)
         if run.backfill_id and canceled:
             # Their children in the backfill can no longer run: let the planner mark them.
             self.engine.note_changes(run.backfill_id, canceled)

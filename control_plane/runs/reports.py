@@ -20,7 +20,8 @@ lost. At worst such a crash costs one log line, never a partition's status.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -318,11 +319,16 @@ class RunReportHandler:
         applied = applied or AppliedReports()
         # Not from CANCELING: a run that vanished while being canceled ends canceled, not failed.
         running = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.STARTED)
-        if self._runs.update_status(
-            run.id, RunStatus.FAILURE, error=reason, failure_kind=kind, ended_at=now, only_from=running
-        ):
-            self._events.append(run.id, [("control_plane", f"Run failed: {reason}", None)])
-            self._fail_open_partitions(run, applied)
+        # One transaction: a crash between the run's end and its partitions' would leave them
+        # running under an ended run, and its backfill would never end.
+        with self._ending(run):
+            failed = self._runs.update_status(
+                run.id, RunStatus.FAILURE, error=reason, failure_kind=kind, ended_at=now, only_from=running
+            )
+            if failed:
+                self._events.append(run.id, [("control_plane", f"Run failed: {reason}", None)])
+                self._fail_open_partitions(run, applied)
+        if failed:
             applied.run_finished(run)
             applied.run_statuses[run.id] = RunStatus.FAILURE
             self._on_applied(applied)
@@ -330,15 +336,33 @@ class RunReportHandler:
 
     def finish_canceled_run(self, run: RunRecord, now: datetime) -> None:
         """A run being canceled whose process is gone ends canceled (after a crash mid-cancel too)."""
-        if self._runs.update_status(
-            run.id, RunStatus.CANCELED, ended_at=now, only_from=(RunStatus.CANCELING,)
-        ):
+        canceled = self.end_canceled(run, now, only_from=(RunStatus.CANCELING,))
+        if canceled is not None:
             applied = AppliedReports(run_statuses={run.id: RunStatus.CANCELED})
-            canceled = self.cancel_open_partitions(run)
             if run.backfill_id and canceled:
                 applied.changes[run.backfill_id] = canceled
             applied.run_finished(run)
             self._on_applied(applied)
+
+    def end_canceled(
+        self, run: RunRecord, now: datetime, *, only_from: Sequence[RunStatus]
+    ) -> dict[AssetKey, list[str]] | None:
+        """Record ``run`` canceled and cancel its open partitions, in one transaction; returns them
+        by asset, or None when the run was not in ``only_from`` (it ended meanwhile)."""
+        with self._ending(run):
+            if not self._runs.update_status(run.id, RunStatus.CANCELED, ended_at=now, only_from=only_from):
+                return None
+            self._events.append(run.id, [("control_plane", "Run canceled", None)])
+            return self.cancel_open_partitions(run)
+
+    @contextmanager
+    def _ending(self, run: RunRecord) -> Iterator[None]:
+        """One transaction for a run's end and its partitions', its backfill locked first (the
+        order reports, cancel and planning lock in)."""
+        with self._database.unit_of_work():
+            if run.backfill_id:
+                self._backfills.lock([run.backfill_id])
+            yield
 
     def cancel_open_partitions(self, run: RunRecord) -> dict[AssetKey, list[str]]:
         """A canceled run's partitions that had not finished are canceled too; returns them by asset."""

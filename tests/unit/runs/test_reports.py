@@ -185,3 +185,27 @@ def test_a_claim_needs_the_run_being_launched_at_that_attempt(database: Database
         handler.claim("no-such-run", 1, W1, handle=None, now=NOW)
     run = RunStore(database).get("run1")
     assert run is not None and run.worker is None and run.status is RunStatus.QUEUED
+
+
+def test_a_run_ends_with_its_open_partitions_or_not_at_all(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a control plane killed between a run's end and its partitions' would leave: nothing
+    half done (a run ended with partitions still running keeps its backfill from ever ending)."""
+    handler = RunReportHandler(database, on_applied=lambda applied: None)
+    handler.claim("run1", 1, W1, handle=None, now=NOW)
+    run = RunStore(database).get("run1")
+    assert run is not None
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the control plane was killed here")
+
+    monkeypatch.setattr(handler, "_fail_open_partitions", killed)
+    monkeypatch.setattr(handler, "cancel_open_partitions", killed)
+    with pytest.raises(RuntimeError):
+        handler.fail_run(run, "Run process 4242 was killed by SIGKILL.", NOW)
+    with pytest.raises(RuntimeError):
+        handler.end_canceled(run, NOW, only_from=(RunStatus.STARTED,))
+    after = RunStore(database).get("run1")
+    assert after is not None and after.status is RunStatus.STARTED and after.error is None
+    assert set(statuses(database).values()) == {PartitionStatus.RUNNING}
