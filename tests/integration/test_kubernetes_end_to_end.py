@@ -25,6 +25,7 @@ from control_plane.app import ControlPlane
 from control_plane.records import BackfillStatus, PartitionStatus, RunFailureKind, RunStatus
 from control_plane.views import BackfillView, LaunchOptions
 from launcher.k8s import K8sLauncherConfig, KubernetesRunLauncher, job_name
+from tests.fixtures.pki import make_pki
 from tests.fixtures.processes import create_admin_token
 from tests.integration.conftest import ROOT, read_jsonl, wait_for_end, wait_until
 from tests.kube_cluster import KUBECTL, KubeApiServer
@@ -85,7 +86,7 @@ def read_job(kube: KubeApiServer, name: str) -> dict[str, Any] | None:
 
 
 @needs_kubectl
-def test_control_plane_with_the_k8s_launcher_runs_a_backfill_as_jobs_kubectl_can_inspect(
+def test_control_plane_with_the_k8s_launcher_runs_a_backfill_as_jobs_over_tls_kubectl_can_inspect(
     kube_api: KubeApiServer, code_server: SpawnedCodeServer, output_file: Path, tmp_path: Path
 ) -> None:
     settings = tmp_path / "k8s.yaml"
@@ -96,10 +97,14 @@ def test_control_plane_with_the_k8s_launcher_runs_a_backfill_as_jobs_kubectl_can
         "  resources: {requests: {cpu: 100m, memory: 128Mi}}\n"
     )
     token = create_admin_token(f"sqlite:///{tmp_path / 'partita.db'}")
+    # Production-like: TLS for clients and for the run pods' workers, and authentication on.
+    pki = make_pki(tmp_path / "pki")
     command = [
         sys.executable, "-m", "partita.cli", "control-plane", "--port", "0",
         "--db", f"sqlite:///{tmp_path / 'partita.db'}", "--code-server", f"tests={code_server.address}",
         "--launcher", "k8s", "--k8s-config", str(settings), "--kubeconfig", str(kube_api.kubeconfig_path),
+        "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key),
+        "--worker-tls-ca", str(pki.ca_file),
     ]  # fmt: skip
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
@@ -108,8 +113,9 @@ def test_control_plane_with_the_k8s_launcher_runs_a_backfill_as_jobs_kubectl_can
         assert address.startswith("127.0.0.1:"), address
 
         def partita(*args: str) -> str:
+            connection = ["--control-plane", address, "--token", token, "--tls-ca", str(pki.ca_file)]
             result = subprocess.run(
-                [sys.executable, "-m", "partita.cli", *args, "--control-plane", address, "--token", token],
+                [sys.executable, "-m", "partita.cli", *args, *connection],
                 capture_output=True,
                 text=True,
                 timeout=120,
