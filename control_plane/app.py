@@ -151,8 +151,8 @@ class ControlPlane(ControlPlaneService):
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         interceptors: Sequence[aio.ServerInterceptor[Any, Any]] = (),
     ) -> None:
-        """``interceptors`` run before the audit log's, outermost first: authentication goes there,
-        so that each audit event names the caller it set."""
+        """``interceptors`` run between authentication and the audit log, outermost first (a test
+        sets the caller with one, and the audit log records that caller)."""
         self.config = config
         self._clock = clock
         self.daemon = Daemon(idle_seconds=config.idle_seconds)
