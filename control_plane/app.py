@@ -263,6 +263,7 @@ class ControlPlane(ControlPlaneService):
     def start(self) -> None:
         self.locations.refresh()
         self.monitor.recover_launches()
+        self.monitor.repair_ended_runs()
         self.engine.note_all_running()
         self._server.start()
         self._server.run(self._health.set("", health_pb2.HealthCheckResponse.SERVING))

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from control_plane.records import RunFailureKind, RunRecord, RunStatus
 from control_plane.runs.queue import launch_request
 from control_plane.runs.reports import RunReportHandler
-from control_plane.storage import Database, RunEventStore, RunStore
+from control_plane.storage import BackfillProgressStore, Database, RunEventStore, RunStore
 from launcher.base import CodeLocationTarget, LauncherError, RunHealth, RunLauncher, RunState
 
 logger = logging.getLogger("partita.control_plane.monitor")
@@ -41,6 +41,7 @@ class RunMonitor:
     ) -> None:
         self._runs = RunStore(database)
         self._events = RunEventStore(database)
+        self._progress = BackfillProgressStore(database)
         self._launcher = launcher
         self._reports = reports
         self._clock = clock
@@ -80,6 +81,21 @@ class RunMonitor:
                     "Run %s was being launched when the control plane stopped; queued again", run.id
                 )
         return requeued
+
+    def repair_ended_runs(self) -> int:
+        """At start: close the partitions left open under runs that had ended (a control plane
+        killed between a run's end and its partitions' before the two were one transaction);
+        returns how many runs were repaired."""
+        repaired = 0
+        for run_id in self._progress.ended_runs_with_open_partitions():
+            run = self._runs.get(run_id)
+            if run is None or not run.status.is_terminal:
+                continue
+            if self._reports.close_partitions_of_ended_run(run).changes:
+                repaired += 1
+                self._log(run, f"Closed the partitions left open when this run ended ({run.status.value})")
+                logger.warning("Run %s had ended with partitions still open; closed them", run.id)
+        return repaired
 
     def check(self) -> int:
         """Check every launched, unfinished run; returns how many were failed."""

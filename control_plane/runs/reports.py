@@ -355,6 +355,22 @@ class RunReportHandler:
             self._events.append(run.id, [("control_plane", "Run canceled", None)])
             return self.cancel_open_partitions(run)
 
+    def close_partitions_of_ended_run(self, run: RunRecord) -> AppliedReports:
+        """Give an ended run's still-open partitions the end its status implies (canceled for a
+        canceled run, failed otherwise): repairs what a crash left between the two writes."""
+        applied = AppliedReports()
+        with self._ending(run):
+            if run.status is RunStatus.CANCELED:
+                canceled = self.cancel_open_partitions(run)
+                if run.backfill_id and canceled:
+                    applied.changes[run.backfill_id] = canceled
+            else:
+                self._fail_open_partitions(run, applied)
+        if applied.changes:
+            applied.run_finished(run)
+            self._on_applied(applied)
+        return applied
+
     @contextmanager
     def _ending(self, run: RunRecord) -> Iterator[None]:
         """One transaction for a run's end and its partitions', its backfill locked first (the

@@ -24,12 +24,12 @@ from control_plane.key_spaces import (
     intervals,
     merged_intervals,
 )
-from control_plane.records import BackfillPartition, PartitionSpan, PartitionStatus
+from control_plane.records import BackfillPartition, PartitionSpan, PartitionStatus, RunStatus
 from control_plane.storage._spans import Edit, Span, rewrite, spans_of
 from control_plane.storage._sql import chunks, insert_columns, key_of, key_text
 from control_plane.storage.database import Database
 from control_plane.storage.errors import NotFound
-from control_plane.storage.schema import backfill_key_spaces, backfill_partition_spans, backfills
+from control_plane.storage.schema import backfill_key_spaces, backfill_partition_spans, backfills, runs
 
 _S = backfill_partition_spans
 _K = backfill_key_spaces
@@ -188,6 +188,22 @@ class BackfillProgressStore:
                     high = bisect_right(positions, row.last_position)
                     result.extend(_expanded(backfill_id, row, space, positions[low:high]))
         return result
+
+    def ended_runs_with_open_partitions(self, *, limit: int = 10_000) -> builtins.list[str]:
+        """Runs that ended while partitions of theirs are still queued or running: what a crash
+        between the two writes left before they became one transaction (one query over the open
+        spans only)."""
+        ended = [status.value for status in RunStatus if status.is_terminal]
+        open_statuses = [PartitionStatus.QUEUED.value, PartitionStatus.RUNNING.value]
+        query = (
+            select(_S.c.run_id)
+            .join(runs, runs.c.id == _S.c.run_id)
+            .where(_S.c.status.in_(open_statuses), runs.c.status.in_(ended))
+            .distinct()
+            .limit(limit)
+        )
+        with self._database.read() as conn:
+            return [str(run_id) for (run_id,) in conn.execute(query)]
 
     def partitions_of_run(self, run_id: str) -> builtins.list[BackfillPartition]:
         with self._database.read() as conn:

@@ -19,6 +19,7 @@ from control_plane.records import (
     RunRecord,
     RunStatus,
 )
+from control_plane.runs.monitor import RunMonitor
 from control_plane.runs.reports import (
     AppliedReports,
     PartitionOutcomeReport,
@@ -36,6 +37,7 @@ from control_plane.storage import (
     RunStore,
 )
 from launcher.base import WorkerIdentity
+from launcher.local import LocalProcessLauncher
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 A, B = AssetKey("a"), AssetKey("b")
@@ -209,3 +211,25 @@ def test_a_run_ends_with_its_open_partitions_or_not_at_all(
     after = RunStore(database).get("run1")
     assert after is not None and after.status is RunStatus.STARTED and after.error is None
     assert set(statuses(database).values()) == {PartitionStatus.RUNNING}
+
+
+@pytest.mark.parametrize(
+    ("ended", "closed"),
+    [(RunStatus.FAILURE, PartitionStatus.FAILED), (RunStatus.CANCELED, PartitionStatus.CANCELED)],
+)
+def test_a_restart_closes_partitions_left_open_under_an_ended_run(
+    database: Database, tmp_path: Path, ended: RunStatus, closed: PartitionStatus
+) -> None:
+    """What older control planes, killed between a run's end and its partitions', left behind:
+    repaired at start, so the backfill can end."""
+    noted: list[AppliedReports] = []
+    handler = RunReportHandler(database, on_applied=noted.append)
+    handler.claim("run1", 1, W1, handle=None, now=NOW)
+    RunStore(database).update_status("run1", ended, ended_at=NOW, only_from=(RunStatus.STARTED,))
+    assert set(statuses(database).values()) == {PartitionStatus.RUNNING}
+    monitor = RunMonitor(database, LocalProcessLauncher(log_directory=tmp_path), handler, clock=lambda: NOW)
+
+    assert monitor.repair_ended_runs() == 1
+    assert set(statuses(database).values()) == {closed}
+    assert noted[-1].changes["bf"].keys() == {A, B}
+    assert monitor.repair_ended_runs() == 0  # once
