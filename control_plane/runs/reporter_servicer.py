@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 from grpc import aio
 
 from code_server.asset_key import AssetKey
@@ -33,8 +34,8 @@ from code_server.wire.assets import asset_key_from_proto
 from code_server.wire.partitions import key_range_from_proto
 from code_server.wire.timestamps import timestamp_from_proto
 from code_server.wire.validation import InvalidField, check_message
+from control_plane.api.enums import run_status_to_proto
 from control_plane.api.status import BadRequest, abort_with_error, shortened
-from control_plane.records import RunStatus
 from control_plane.runs.credentials import METADATA_KEY, RunCredentialRefused
 from control_plane.runs.reports import (
     AppliedReports,
@@ -48,20 +49,13 @@ from control_plane.runs.reports import (
 )
 from launcher.base import WorkerIdentity
 from partita.common.v1 import assets_pb2, errors_pb2
-from partita.controlplane.v1 import run_events_pb2, run_reporter_pb2, run_reporter_pb2_grpc, runs_pb2
+from partita.controlplane.v1 import run_events_pb2, run_reporter_pb2, run_reporter_pb2_grpc
 
-_RUN_STATUS_TO_PROTO = {
-    RunStatus.QUEUED: runs_pb2.RUN_STATUS_QUEUED,
-    RunStatus.STARTING: runs_pb2.RUN_STATUS_STARTING,
-    RunStatus.STARTED: runs_pb2.RUN_STATUS_STARTED,
-    RunStatus.SUCCESS: runs_pb2.RUN_STATUS_SUCCESS,
-    RunStatus.FAILURE: runs_pb2.RUN_STATUS_FAILURE,
-    RunStatus.CANCELING: runs_pb2.RUN_STATUS_CANCELING,
-    RunStatus.CANCELED: runs_pb2.RUN_STATUS_CANCELED,
-}
 _T = TypeVar("_T")
 #: Longest worker id accepted (the column that stores it).
 _MAX_WORKER_ID = 64
+#: Longest worker host name accepted (a DNS name).
+_MAX_HOSTNAME = 255
 #: Longest run id accepted (the column that stores it).
 _MAX_RUN_ID = 40
 #: Refused events named in one error message; the rest are counted.
@@ -105,6 +99,7 @@ class RunReporterServicer(run_reporter_pb2_grpc.RunReporterServicer):
         self, request: run_reporter_pb2.ClaimRunRequest, context: aio.ServicerContext[Any, Any]
     ) -> run_reporter_pb2.ClaimRunResponse:
         try:
+            _check_fields(request, "")
             run_id = _run_id(request.run_id)
             worker = worker_from_proto(request.worker)
             if request.attempt < 1:
@@ -121,7 +116,7 @@ class RunReporterServicer(run_reporter_pb2_grpc.RunReporterServicer):
         response = run_reporter_pb2.ClaimRunResponse(
             granted=decision.granted,
             refusal=decision.refusal,
-            run_status=_RUN_STATUS_TO_PROTO[decision.run_status],
+            run_status=run_status_to_proto(decision.run_status),
         )
         if decision.holder is not None:
             response.holder.CopyFrom(worker_to_proto(decision.holder))
@@ -160,7 +155,7 @@ class RunReporterServicer(run_reporter_pb2_grpc.RunReporterServicer):
             accepted_count=applied.accepted,
             duplicate_count=applied.duplicates,
             run_statuses={
-                run_id: _RUN_STATUS_TO_PROTO[status] for run_id, status in applied.run_statuses.items()
+                run_id: run_status_to_proto(status) for run_id, status in applied.run_statuses.items()
             },
         )
 
@@ -185,11 +180,7 @@ class _Header:
 
 def report_from_proto(event: run_events_pb2.RunEvent) -> RunReport:
     """The report an event stands for; raises ``MalformedEvent`` naming the field that is wrong."""
-    try:
-        # Every field first (control characters, lengths, enums, time ranges), as at every edge.
-        check_message(event)
-    except InvalidField as invalid:
-        raise MalformedEvent(invalid.path, invalid.problem) from invalid
+    _check_fields(event, "")
     header = _Header(_run_id(event.run_id), _worker_id(event.worker_id, "worker_id"), event.sequence)
     if header.sequence < 1:
         raise MalformedEvent("sequence", f"must be 1 or more, not {header.sequence}")
@@ -237,14 +228,11 @@ def report_from_proto(event: run_events_pb2.RunEvent) -> RunReport:
 
 
 def worker_from_proto(message: run_reporter_pb2.WorkerIdentity) -> WorkerIdentity:
-    """The claimant as it describes itself; raises ``MalformedEvent`` for a missing or bad id."""
+    """The claimant as it describes itself (its fields already checked, ``_check_fields``);
+    raises ``MalformedEvent`` for a missing or bad id."""
     worker_id = _worker_id(message.worker_id, "worker.worker_id")
-    if _has_control_characters(message.hostname) or len(message.hostname) > 255:
-        raise MalformedEvent("worker.hostname", "must be a host name of at most 255 printable characters")
-    try:
-        check_message(message, "worker")
-    except InvalidField as invalid:
-        raise MalformedEvent(invalid.path, invalid.problem) from invalid
+    if len(message.hostname) > _MAX_HOSTNAME:
+        raise MalformedEvent("worker.hostname", f"must be a host name of at most {_MAX_HOSTNAME} characters")
     if message.pid < 0 or message.process_start_ticks < 0:
         raise MalformedEvent("worker.pid", "pid and process_start_ticks must be 0 (unknown) or more")
     return WorkerIdentity(
@@ -267,7 +255,7 @@ def worker_to_proto(worker: WorkerIdentity) -> run_reporter_pb2.WorkerIdentity:
 def _run_id(value: str) -> str:
     if not value:
         raise MalformedEvent("run_id", "is required")
-    if len(value) > _MAX_RUN_ID or _has_control_characters(value):
+    if len(value) > _MAX_RUN_ID:
         raise MalformedEvent("run_id", f"{shortened(value)!r} is not a run id")
     return value
 
@@ -275,8 +263,8 @@ def _run_id(value: str) -> str:
 def _worker_id(value: str, field: str) -> str:
     if not value:
         raise MalformedEvent(field, "is required")
-    if len(value) > _MAX_WORKER_ID or _has_control_characters(value):
-        raise MalformedEvent(field, f"must be at most {_MAX_WORKER_ID} printable characters")
+    if len(value) > _MAX_WORKER_ID:
+        raise MalformedEvent(field, f"must be at most {_MAX_WORKER_ID} characters")
     return value
 
 
@@ -303,8 +291,13 @@ def _named_partitions(
     return None
 
 
-def _has_control_characters(text: str) -> bool:
-    return any(ord(character) < 0x20 or 0x7F <= ord(character) < 0xA0 for character in text)
+def _check_fields(message: Message, path: str) -> None:
+    """Every field of a request or event (control characters, lengths, enums, time ranges), as at
+    every edge of the API; raises ``MalformedEvent`` naming the field."""
+    try:
+        check_message(message, path)
+    except InvalidField as invalid:
+        raise MalformedEvent(invalid.path, invalid.problem) from invalid
 
 
 def _refusal_status(refused: list[RejectedReport], recorded: int) -> tuple[grpc.StatusCode, str]:
