@@ -11,12 +11,18 @@ import asyncio
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from grpc import aio
 
 _T = TypeVar("_T")
+
+if TYPE_CHECKING:
+    #: The base of the control plane's server interceptors (authentication, the audit log).
+    ServerInterceptor = aio.ServerInterceptor[Any, Any]
+else:  # generic only in the type stubs
+    ServerInterceptor = aio.ServerInterceptor
 
 #: Messages up to this size are accepted (a large launch request, a big definitions snapshot).
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024

@@ -20,12 +20,12 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import grpc
 from google.protobuf.message import Message
-from grpc import aio
 
+from control_plane.api.aio_server import ServerInterceptor
 from control_plane.api.status import shortened
 from control_plane.audit import MAX_ERROR, UNKNOWN_IDENTITY, AuditEvent
 from control_plane.auth.audit_targets import MUTATING_RPCS, audit_target, is_dry_run
@@ -37,19 +37,13 @@ logger = logging.getLogger("partita.control_plane.audit")
 CONTROL_PLANE_SERVICE = control_plane_pb2.DESCRIPTOR.services_by_name["ControlPlane"].full_name
 
 
-if TYPE_CHECKING:
-    _ServerInterceptor = aio.ServerInterceptor[Any, Any]
-else:  # generic only in the type stubs
-    _ServerInterceptor = aio.ServerInterceptor
-
-
 class AuditRecorder(Protocol):
     """Where events go (``control_plane.storage.AuditStore``)."""
 
     def record(self, event: AuditEvent) -> None: ...
 
 
-class AuditInterceptor(_ServerInterceptor):
+class AuditInterceptor(ServerInterceptor):
     """Wraps the mutating RPCs of the ControlPlane service so that each call leaves one audit event."""
 
     def __init__(self, recorder: AuditRecorder, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):

@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from grpc import aio
 
+from control_plane.api.aio_server import ServerInterceptor
 from control_plane.api.status import ERROR_METADATA_KEY
 from control_plane.auth.access import OwnerLocation, Refused, check_call
 from control_plane.auth.authenticator import AuthenticationFailed, Authenticator, CertificateWithoutRole
@@ -32,13 +33,7 @@ _PREFIX = f"/{CONTROL_PLANE_SERVICE}/"
 _Credentials = tuple[Any, dict[str, list[bytes]], str]
 
 
-if TYPE_CHECKING:
-    _ServerInterceptor = aio.ServerInterceptor[Any, Any]
-else:  # generic only in the type stubs
-    _ServerInterceptor = aio.ServerInterceptor
-
-
-class AuthInterceptor(_ServerInterceptor):
+class AuthInterceptor(ServerInterceptor):
     """Authenticates and authorizes ControlPlane calls; see the module docstring."""
 
     def __init__(self, authenticator: Authenticator, owner_location: OwnerLocation | None = None) -> None:
