@@ -49,6 +49,10 @@ class TooManyStreams(ControlPlaneError):
     """The control plane holds as many open streams as it is configured to; unary calls still work."""
 
 
+class RunSettingsRefused(ControlPlaneError):
+    """A run tag asks for a launch setting the launcher configuration does not allow; nothing was written."""
+
+
 #: Longest echo of a caller's value (an id, a name) in an error message.
 _SHOWN_LENGTH = 80
 
@@ -61,5 +65,9 @@ def shown(value: str) -> str:
     return f"{value[:_SHOWN_LENGTH]!r}… ({len(value)} characters)"
 
 
-class RunSettingsRefused(ControlPlaneError):
-    """A run tag asks for a launch setting the launcher configuration does not allow; nothing was written."""
+def shortened(text: str, limit: int = 200) -> str:
+    """``text``, cut to about ``limit`` characters (saying how long it was): errors never echo
+    unbounded input back to the caller."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"

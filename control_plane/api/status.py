@@ -32,6 +32,7 @@ from control_plane.errors import (
     RunSettingsRefused,
     TooManyStreams,
     UnknownLocation,
+    shortened,
 )
 from control_plane.storage.api_tokens import ApiTokenExists
 from control_plane.storage.errors import (
@@ -144,14 +145,6 @@ async def abort_with_error(context: aio.ServicerContext[Any, Any], rpc: str, err
     context.set_trailing_metadata(((ERROR_METADATA_KEY, type(error).__name__),))
     await context.abort(code, message)
     raise AssertionError("unreachable: abort raises")
-
-
-def shortened(text: str, limit: int = 200) -> str:
-    """``text``, cut to about ``limit`` characters (saying how long it was): errors never echo
-    unbounded input back to the caller."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… ({len(text)} characters)"
 
 
 def required(value: str, field: str) -> str:

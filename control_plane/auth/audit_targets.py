@@ -12,8 +12,8 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from control_plane.api.status import shortened
 from control_plane.audit import MAX_SUMMARY
+from control_plane.errors import shortened
 from partita.common.v1 import requests_pb2
 from partita.controlplane.v1 import backfills_pb2
 

@@ -35,7 +35,8 @@ from code_server.wire.partitions import key_range_from_proto
 from code_server.wire.timestamps import timestamp_from_proto
 from code_server.wire.validation import InvalidField, check_message
 from control_plane.api.enums import run_status_to_proto
-from control_plane.api.status import BadRequest, abort_with_error, shortened
+from control_plane.api.status import BadRequest, abort_with_error
+from control_plane.errors import shortened
 from control_plane.runs.credentials import METADATA_KEY, RunCredentialRefused
 from control_plane.runs.reports import (
     AppliedReports,

@@ -28,8 +28,7 @@ from enum import StrEnum
 
 from code_server.asset_key import AssetKey
 from code_server.partitions.keys import PartitionKeyRange
-from control_plane.api.status import shortened
-from control_plane.errors import RunNotFound
+from control_plane.errors import RunNotFound, shortened
 from control_plane.records import PartitionStatus, RunFailureKind, RunRecord, RunStatus
 from control_plane.runs.credentials import RunCredentialRefused, RunCredentials
 from control_plane.storage import (
