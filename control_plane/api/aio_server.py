@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -60,11 +60,6 @@ class AioServer:
     def run(self, coroutine: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
         """Run ``coroutine`` on the server's loop and wait for its result (call from any other thread)."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
-
-    def call_soon(self, function: Callable[[], object]) -> None:
-        """Run ``function`` on the loop without waiting (from any thread; ignored once stopped)."""
-        if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(function)
 
     def add_port(self, address: str, credentials: grpc.ServerCredentials | None = None) -> int:
         """Bind ``address`` (port 0 picks one); returns the port bound."""

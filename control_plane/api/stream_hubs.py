@@ -170,10 +170,6 @@ class BackfillWatchHub:
         self._joining: dict[str, asyncio.Future[_Watched]] = {}
         self._pump: asyncio.Task[None] | None = None
 
-    @property
-    def watched_backfills(self) -> int:
-        return len(self._watched)
-
     async def watch(self, backfill_id: str, *, with_changes: bool) -> AsyncIterator[WatchUpdate]:
         """The backfill now, then again after every change, until a final (terminal) view."""
         watched = await self._join(backfill_id)
