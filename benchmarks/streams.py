@@ -19,7 +19,6 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,17 +29,17 @@ from grpc import aio  # noqa: E402
 
 from benchmarks.backfill import ONE_YEAR, RecordingLauncher  # noqa: E402
 from code_server.asset_key import AssetKey  # noqa: E402
+from code_server.run_worker.events import PartitionMaterialized, RunFinished, RunStarted  # noqa: E402
+from code_server.run_worker.grpc_sink import event_to_proto  # noqa: E402
 from code_server.server.spawn import spawn_code_server  # noqa: E402
-from code_server.wire.assets import asset_key_to_proto  # noqa: E402
 from code_server.wire.automation import BackfillRequestSpec  # noqa: E402
-from code_server.wire.timestamps import timestamp_to_proto  # noqa: E402
 from control_plane.app import ControlPlane, ControlPlaneConfig  # noqa: E402
 from control_plane.records import RunStatus  # noqa: E402
+from control_plane.runs.credentials import METADATA_KEY  # noqa: E402
 from control_plane.views import LaunchOptions  # noqa: E402
 from partita.controlplane.v1 import (  # noqa: E402
     backfills_pb2,
     control_plane_pb2_grpc,
-    run_events_pb2,
     run_reporter_pb2,
     run_reporter_pb2_grpc,
 )
@@ -118,7 +117,7 @@ class Workers(threading.Thread):
         worker_id = uuid.uuid4().hex
         worker = run_reporter_pb2.WorkerIdentity(worker_id=worker_id, hostname="bench", pid=1)
         # What the launcher would have handed the worker.
-        metadata = (("partita-run-credential", self._plane.run_credentials.mint(run_id, attempt)),)
+        metadata = ((METADATA_KEY, self._plane.run_credentials.mint(run_id, attempt)),)
         started = time.perf_counter()
         claim = stub.ClaimRun(
             run_reporter_pb2.ClaimRunRequest(run_id=run_id, attempt=attempt, worker=worker),
@@ -129,18 +128,17 @@ class Workers(threading.Thread):
         if not claim.granted:
             self.failures.append(f"claim of {run_id} refused: {claim.refusal}")
             return
-        now = timestamp_to_proto(datetime.now(UTC))
-        events = []
-        for sequence, kind in enumerate(("run_started", "partition_materialized", "run_finished"), 1):
-            event = run_events_pb2.RunEvent(run_id=run_id, worker_id=worker_id, sequence=sequence)
-            event.timestamp.CopyFrom(now)
-            if kind == "run_started":
-                event.run_started.hostname = "bench"
-            elif kind == "partition_materialized":
-                event.partition_materialized.asset_key.CopyFrom(asset_key_to_proto(asset))
-            else:
-                event.run_finished.success = True
-            events.append(event)
+        events = [
+            event_to_proto(event, worker_id=worker_id, sequence=sequence)
+            for sequence, event in enumerate(
+                (
+                    RunStarted(run_id),
+                    PartitionMaterialized(run_id, asset, None),
+                    RunFinished(run_id, success=True),
+                ),
+                1,
+            )
+        ]
         for event in events:
             started = time.perf_counter()
             stub.ReportRunEvents(
