@@ -63,7 +63,7 @@ _OPERATOR_FIXED_ERRORS = frozenset({"StorageFull", "StorageReadOnly"})
 #: The trailing-metadata key naming the error class behind a control plane's status
 #: (``control_plane.api.status.ERROR_METADATA_KEY``, which this side of the wire cannot import).
 _ERROR_METADATA_KEY = "partita-error"
-#: The metadata key of the run credential (``control_plane.runs.credentials.METADATA_KEY``).
+#: The metadata key of the run credential; the control plane's RunReporter reads it under this name.
 RUN_CREDENTIAL_METADATA_KEY = "partita-run-credential"
 
 

@@ -29,12 +29,10 @@ from control_plane.api.aio_server import ServerInterceptor
 from control_plane.audit import MAX_ERROR, UNKNOWN_IDENTITY, AuditEvent
 from control_plane.auth.audit_targets import MUTATING_RPCS, audit_target, is_dry_run
 from control_plane.auth.identity import Identity, current_identity
+from control_plane.auth.roles import CONTROL_PLANE_SERVICE
 from control_plane.errors import shortened
-from partita.controlplane.v1 import control_plane_pb2
 
 logger = logging.getLogger("partita.control_plane.audit")
-
-CONTROL_PLANE_SERVICE = control_plane_pb2.DESCRIPTOR.services_by_name["ControlPlane"].full_name
 
 
 class AuditRecorder(Protocol):

@@ -22,12 +22,13 @@ import hmac
 import secrets
 from pathlib import Path
 
+from code_server.run_worker.grpc_sink import RUN_CREDENTIAL_METADATA_KEY
 from control_plane.storage.database import Database
 from control_plane.storage.secrets import SecretStore
 from launcher.base import RUN_CREDENTIAL_VARIABLE
 
-#: The gRPC metadata key a worker sends its credential under (``code_server.run_worker.grpc_sink``).
-METADATA_KEY = "partita-run-credential"
+#: The gRPC metadata key a worker sends its credential under (the worker's side defines it).
+METADATA_KEY = RUN_CREDENTIAL_METADATA_KEY
 #: The environment variable a launcher hands the credential to the worker in.
 ENVIRONMENT_VARIABLE = RUN_CREDENTIAL_VARIABLE
 #: Name of the generated secret in ``control_plane_secrets``.
